@@ -1,0 +1,149 @@
+package ledger
+
+import "time"
+
+// PaymentBody is the body of a [KindPayment] entry. Anything that links to
+// the cardholder (card token, BIN, last 4, expiry, name, email, address, IP,
+// the raw payload) appears only as ciphertext in Sealed, under the subject's
+// data key DataKey; the financial facts are in clear.
+type PaymentBody struct {
+	Source        string    `json:"source"`
+	EventID       string    `json:"event_id"`
+	WebhookID     string    `json:"webhook_id,omitempty"`
+	Type          string    `json:"type"`           // payment.captured, ... or opaque
+	ProcessorType string    `json:"processor_type"` // e.g. charge.refunded
+	TransactionID string    `json:"transaction_id"`
+	AltIDs        []string  `json:"alt_ids,omitempty"`
+	MerchantID    string    `json:"merchant_id"`
+	Amount        int64     `json:"amount"`
+	Currency      string    `json:"currency"`
+	Status        string    `json:"status"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	Brand         string    `json:"brand,omitempty"`
+	SADRemoved    bool      `json:"sad_removed"`
+	// DataKey is the id of the subject data key the Sealed fields use.
+	DataKey string `json:"data_key,omitempty"`
+	// Sealed maps field names to AEAD ciphertexts bound to (ledger id,
+	// entry id, field name).
+	Sealed map[string][]byte `json:"sealed,omitempty"`
+}
+
+// Payment event types.
+const (
+	TypeAuthorized = "payment.authorized"
+	TypeCaptured   = "payment.captured"
+	TypeRefunded   = "payment.refunded"
+	TypeVoided     = "payment.voided"
+	TypeFailed     = "payment.failed"
+	TypeChargeback = "payment.chargeback"
+	TypeSettled    = "payment.settled"
+	TypeOpaque     = "opaque"
+)
+
+// AccessBody is the body of a [KindAccess] entry (PCI DSS 10.2): who did
+// what, when, from where, to which data, and whether it succeeded.
+type AccessBody struct {
+	ActorID   string   `json:"actor_id"`
+	ActorName string   `json:"actor_name"`
+	Role      string   `json:"role"`
+	Action    string   `json:"action"`
+	Resource  string   `json:"resource"`
+	Merchants []string `json:"merchants,omitempty"` // merchants whose data was read
+	Purpose   string   `json:"purpose,omitempty"`
+	Reason    string   `json:"justification,omitempty"`
+	Result    string   `json:"result"` // success or failure
+	Status    int      `json:"status"`
+	OriginIP  string   `json:"origin_ip"`
+}
+
+// AdminBody is the body of a [KindAdmin] or [KindSecurity] entry.
+type AdminBody struct {
+	ActorID   string            `json:"actor_id"`
+	ActorName string            `json:"actor_name"`
+	Action    string            `json:"action"`
+	Target    string            `json:"target,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+	OriginIP  string            `json:"origin_ip,omitempty"`
+}
+
+// TxState is the derived state of one transaction, folded from its payment
+// entries in sequence order.
+type TxState struct {
+	TransactionID string    `json:"transaction_id"`
+	AltIDs        []string  `json:"alt_ids,omitempty"`
+	MerchantID    string    `json:"merchant_id"`
+	Status        string    `json:"status"`
+	Currency      string    `json:"currency"`
+	Authorized    int64     `json:"amount_authorized"`
+	Captured      int64     `json:"amount_captured"`
+	Refunded      int64     `json:"amount_refunded"`
+	ChargedBack   int64     `json:"amount_charged_back"`
+	FirstSeen     time.Time `json:"first_seen"`
+	LastUpdated   time.Time `json:"last_updated"`
+	CapturedAt    time.Time `json:"captured_at,omitzero"`
+	Types         []string  `json:"types"` // distinct event types seen
+	Seqs          []uint64  `json:"seqs"`  // payment entries in order
+	CardSeq       *uint64   `json:"card_seq,omitempty"`
+}
+
+// fold applies one payment entry to the state. Amounts follow the event
+// semantics: refunds and chargebacks carry cumulative amounts (Stripe's
+// amount_refunded), so the latest value wins.
+func (s *TxState) fold(seq uint64, p *PaymentBody) {
+	if s.TransactionID == "" {
+		s.TransactionID = p.TransactionID
+		s.MerchantID = p.MerchantID
+		s.FirstSeen = p.OccurredAt
+	}
+	for _, id := range p.AltIDs {
+		if id != s.TransactionID && !contains(s.AltIDs, id) {
+			s.AltIDs = append(s.AltIDs, id)
+		}
+	}
+	if p.OccurredAt.Before(s.FirstSeen) {
+		s.FirstSeen = p.OccurredAt
+	}
+	if p.OccurredAt.After(s.LastUpdated) {
+		s.LastUpdated = p.OccurredAt
+	}
+	s.Seqs = append(s.Seqs, seq)
+	if !contains(s.Types, p.Type) {
+		s.Types = append(s.Types, p.Type)
+	}
+	if _, ok := p.Sealed["card_token"]; ok {
+		c := seq
+		s.CardSeq = &c
+	}
+	if p.Type == TypeOpaque {
+		return
+	}
+	if s.Currency == "" {
+		s.Currency = p.Currency
+	}
+	s.Status = p.Status
+	switch p.Type {
+	case TypeAuthorized:
+		s.Authorized = p.Amount
+	case TypeCaptured:
+		s.Captured = p.Amount
+		if s.Authorized < p.Amount {
+			s.Authorized = p.Amount
+		}
+		if s.CapturedAt.IsZero() {
+			s.CapturedAt = p.OccurredAt
+		}
+	case TypeRefunded:
+		s.Refunded = p.Amount
+	case TypeChargeback:
+		s.ChargedBack = p.Amount
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,128 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// checkpointer coordinates the signing goroutine with the appender.
+type checkpointer struct {
+	mu       sync.Mutex // serializes signing and guards lastSize
+	lastSize uint64
+	signed   bool
+	wake     chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+func (c *checkpointer) init() {
+	c.wake = make(chan struct{}, 1)
+	c.quit = make(chan struct{})
+	c.done = make(chan struct{})
+}
+
+// poke tells the loop that entries arrived.
+func (c *checkpointer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) stop() {
+	c.stopOnce.Do(func() {
+		close(c.quit)
+		<-c.done
+	})
+}
+
+// checkpointLoop signs a checkpoint at most once per interval, and only when
+// the tree grew, so a checkpoint follows any append within one interval.
+func (l *Ledger) checkpointLoop() {
+	defer close(l.cp.done)
+	t := time.NewTicker(l.opts.CheckpointInterval)
+	defer t.Stop()
+	pending := false
+	for {
+		select {
+		case <-l.cp.quit:
+			return
+		case <-l.cp.wake:
+			pending = true
+		case <-t.C:
+			if !pending {
+				continue
+			}
+			pending = false
+			if err := l.checkpointNow(); err != nil {
+				l.opts.Logger.Error("failed to sign checkpoint", "err", err)
+				pending = true
+			}
+		}
+	}
+}
+
+// checkpointNow signs and durably stores a checkpoint of the current tree if
+// none exists for its size yet.
+func (l *Ledger) checkpointNow() error {
+	l.cp.mu.Lock()
+	defer l.cp.mu.Unlock()
+	l.mu.RLock()
+	size, root := l.size, l.root
+	l.mu.RUnlock()
+	if l.cp.signed && size == l.cp.lastSize {
+		return nil
+	}
+	if _, ok, err := get(l.db, checkpointKey(size)); err != nil {
+		return err
+	} else if ok {
+		l.cp.lastSize, l.cp.signed = size, true
+		return nil
+	}
+	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: root}.Marshal()
+	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
+	if err != nil {
+		return fmt.Errorf("failed to sign checkpoint: %w", err)
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	b.Set(checkpointKey(size), signed, nil)
+	b.Set(metaCheckpoint, u64(size), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("failed to store checkpoint: %w", err)
+	}
+	l.cp.lastSize, l.cp.signed = size, true
+	return nil
+}
+
+// LatestCheckpoint returns the most recent signed checkpoint note.
+func (l *Ledger) LatestCheckpoint() ([]byte, error) {
+	v, ok, err := get(l.db, metaCheckpoint)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read latest checkpoint: %w", err)
+	}
+	if !ok || len(v) != 8 {
+		return nil, ErrNotFound
+	}
+	return l.Checkpoint(binary.BigEndian.Uint64(v))
+}
+
+// Checkpoint returns the signed checkpoint issued for tree size, or
+// [ErrNotFound] if none was.
+func (l *Ledger) Checkpoint(size uint64) ([]byte, error) {
+	v, ok, err := get(l.db, checkpointKey(size))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read checkpoint: %w", err)
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}

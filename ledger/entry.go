@@ -1,0 +1,180 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// FormatVersion is the version of the entry encoding written by this code.
+const FormatVersion = 1
+
+// Kind says what an entry records.
+type Kind string
+
+// The kinds of entry.
+const (
+	KindPayment        Kind = "payment"         // a processor's payment event
+	KindAccess         Kind = "access"          // a read of ledger data, a disclosure or a denied attempt
+	KindAdmin          Kind = "admin"           // principal and key management
+	KindSecurity       Kind = "security"        // e.g. a webhook idempotency conflict
+	KindSubjectRequest Kind = "subject_request" // a cardholder's correct/restrict/erase request
+	KindReconciliation Kind = "reconciliation"  // a settlement reconciliation run
+)
+
+func (k Kind) valid() bool {
+	switch k {
+	case KindPayment, KindAccess, KindAdmin, KindSecurity, KindSubjectRequest, KindReconciliation:
+		return true
+	}
+	return false
+}
+
+// Record is the appender's input: a self-contained description of one entry
+// to append. Everything random or time-dependent is decided by the producer,
+// so applying the same records in the same order always yields the same
+// entries (see the package doc).
+type Record struct {
+	Kind Kind
+	// ID is a unique random id chosen by the producer. Ciphertexts inside Body
+	// are bound to it through their associated data.
+	ID string
+	// Time is when paytrail received the event or request.
+	Time time.Time
+	// Policy is the privacy policy version in force.
+	Policy int
+	// Body is the kind-specific JSON object (see body.go).
+	Body any
+	// Unique, if set, makes the append idempotent on Unique.Key.
+	Unique *Unique
+	// NewKeys are wrapped subject data keys first used by this record; they
+	// are written to the key store before the entry is committed.
+	NewKeys []WrappedKey
+	// Subjects are the mutable subject index rows this record adds.
+	Subjects []SubjectRef
+}
+
+// Unique is an idempotency key. A record whose key was already appended with
+// the same Digest is a duplicate and appends nothing; with a different Digest
+// it is a conflict ([ErrConflict]).
+type Unique struct {
+	Key    string `json:"key"`
+	Digest []byte `json:"digest"`
+}
+
+// WrappedKey is a subject data key wrapped by the master key.
+type WrappedKey struct {
+	ID      string
+	Wrapped []byte
+}
+
+// SubjectRef links a subject (a card token or an email blind index) to the
+// data key its personal fields are sealed under, and to a transaction.
+type SubjectRef struct {
+	Subject       string
+	DataKey       string
+	TransactionID string
+}
+
+// Entry is one stored ledger entry. Its fields are the decoded form of Bytes;
+// construct entries only through the appender or [DecodeEntry], which keep the
+// two consistent.
+type Entry struct {
+	Version int             `json:"v"`
+	Seq     uint64          `json:"seq"`
+	Kind    Kind            `json:"kind"`
+	ID      string          `json:"id"`
+	Time    time.Time       `json:"time"`
+	Policy  int             `json:"policy"`
+	Body    json.RawMessage `json:"body"`
+	// Unique is the record's idempotency key, if any.
+	Unique *Unique `json:"unique,omitempty"`
+
+	bytes    []byte
+	leafHash []byte
+}
+
+// Bytes returns the exact stored bytes the leaf hash covers. The caller must
+// not modify them.
+func (e *Entry) Bytes() []byte { return e.bytes }
+
+// LeafHash returns SHA-256(0x00 || Bytes()).
+func (e *Entry) LeafHash() []byte { return e.leafHash }
+
+// DecodeBody unmarshals the entry's body into v.
+func (e *Entry) DecodeBody(v any) error {
+	if err := json.Unmarshal(e.Body, v); err != nil {
+		return fmt.Errorf("failed to decode %s body of entry %d: %w", e.Kind, e.Seq, err)
+	}
+	return nil
+}
+
+// newEntry encodes rec as the entry with sequence number seq.
+func newEntry(seq uint64, rec *Record) (*Entry, error) {
+	if !rec.Kind.valid() {
+		return nil, fmt.Errorf("failed to encode entry: unknown kind %q", rec.Kind)
+	}
+	if rec.ID == "" || rec.Time.IsZero() {
+		return nil, errors.New("failed to encode entry: id and time are required")
+	}
+	body, err := json.Marshal(rec.Body)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode %s body: %w", rec.Kind, err)
+	}
+	e := &Entry{
+		Version: FormatVersion,
+		Seq:     seq,
+		Kind:    rec.Kind,
+		ID:      rec.ID,
+		Time:    rec.Time.UTC(),
+		Policy:  rec.Policy,
+		Body:    body,
+		Unique:  rec.Unique,
+	}
+	if e.bytes, err = json.Marshal(e); err != nil {
+		return nil, fmt.Errorf("failed to encode entry: %w", err)
+	}
+	e.leafHash = hashLeaf(e.bytes)
+	return e, nil
+}
+
+// DecodeEntry parses stored entry bytes. It fails with an error wrapping
+// [ErrTampered] when the bytes are not a well-formed entry for seq.
+func DecodeEntry(seq uint64, b []byte) (*Entry, error) {
+	var e Entry
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil || d.More() {
+		return nil, &TamperedError{Seq: seq, Reason: "entry bytes do not decode"}
+	}
+	if e.Seq != seq {
+		return nil, &TamperedError{Seq: seq, Reason: fmt.Sprintf("entry stored at %d claims sequence number %d", seq, e.Seq)}
+	}
+	if e.Version != FormatVersion || !e.Kind.valid() {
+		return nil, &TamperedError{Seq: seq, Reason: "unknown entry version or kind"}
+	}
+	e.bytes = b
+	e.leafHash = hashLeaf(b)
+	return &e, nil
+}
+
+func hashLeaf(b []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(b)
+	return h.Sum(nil)
+}
+
+func hashChildren(l, r []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte{1})
+	h.Write(l)
+	h.Write(r)
+	return h.Sum(nil)
+}
+
+// emptyRoot is the RFC 6962 root of an empty tree: SHA-256 of nothing.
+var emptyRoot = func() []byte { s := sha256.Sum256(nil); return s[:] }()

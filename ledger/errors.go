@@ -1,0 +1,34 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotFound is returned for an entry, checkpoint or row that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned by Append when a record's idempotency key was
+	// already used with a different digest.
+	ErrConflict = errors.New("idempotency conflict")
+	// ErrClosed is returned by Append after Close.
+	ErrClosed = errors.New("ledger closed")
+	// ErrTampered marks corruption: stored bytes, hashes or checkpoints that
+	// do not agree. Errors wrapping it never carry stored plaintext.
+	ErrTampered = errors.New("ledger tampered")
+	// ErrLocked is returned by Open when another process holds the data dir.
+	ErrLocked = errors.New("data directory is in use by another process")
+)
+
+// TamperedError reports the first sequence number at which the ledger fails
+// verification. It wraps [ErrTampered].
+type TamperedError struct {
+	Seq    uint64
+	Reason string
+}
+
+func (e *TamperedError) Error() string {
+	return fmt.Sprintf("ledger tampered at sequence number %d: %s", e.Seq, e.Reason)
+}
+
+func (e *TamperedError) Unwrap() error { return ErrTampered }

@@ -1,0 +1,199 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Derived index rows, all under tagIndex and rebuildable from entries:
+//
+//	'i' "u" key              -> seq(8) digest       idempotency keys
+//	'i' "t" txid             -> TxState JSON        transaction state
+//	'i' "a" alt id           -> txid                alternative transaction ids (Stripe charge ids)
+//	'i' "l" first_seen txid  -> ""                  transactions by first occurrence
+//	'i' "m" merchant first_seen txid -> ""          the same per merchant
+//	'i' "c" merchant captured_at txid -> ""         captures per merchant, for reconciliation
+//	'i' "A" time seq         -> ""                  access entries by time
+//	'i' "r" entry id         -> seq(8)              reconciliation runs and subject requests by id
+const (
+	idxUnique   = "u"
+	idxTx       = "t"
+	idxAlt      = "a"
+	idxList     = "l"
+	idxMerchant = "m"
+	idxCaptured = "c"
+	idxAccess   = "A"
+	idxByID     = "r"
+)
+
+func uniqueKey(k string) []byte   { return key(tagIndex, idxUnique, k) }
+func txStateKey(id string) []byte { return key(tagIndex, idxTx, id) }
+func altKey(id string) []byte     { return key(tagIndex, idxAlt, id) }
+func byIDKey(id string) []byte    { return key(tagIndex, idxByID, id) }
+
+func listKeys(s *TxState) [][]byte {
+	ks := [][]byte{
+		key(tagIndex, idxList, s.FirstSeen, s.TransactionID),
+		key(tagIndex, idxMerchant, s.MerchantID, s.FirstSeen, s.TransactionID),
+	}
+	if !s.CapturedAt.IsZero() {
+		ks = append(ks, key(tagIndex, idxCaptured, s.MerchantID, s.CapturedAt, s.TransactionID))
+	}
+	return ks
+}
+
+// reader is the read side of a Pebble DB or indexed batch.
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// writer is the write side of a Pebble batch.
+type writer interface {
+	reader
+	Set(key, value []byte, o *pebble.WriteOptions) error
+	Delete(key []byte, o *pebble.WriteOptions) error
+}
+
+// get returns a copy of the value at k, or nil and false.
+func get(r reader, k []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
+	if err == pebble.ErrNotFound {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// readTxState returns the stored state of a transaction, or nil.
+func readTxState(r reader, id string) (*TxState, error) {
+	v, ok, err := get(r, txStateKey(id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	var s TxState
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("failed to decode state of transaction: %w", ErrTampered)
+	}
+	return &s, nil
+}
+
+// indexEntry writes the derived index rows of e into w, which must be an
+// indexed batch so that earlier entries of the same batch are visible.
+func indexEntry(w writer, e *Entry) error {
+	if e.Unique != nil {
+		v := append(u64(e.Seq), e.Unique.Digest...)
+		if err := w.Set(uniqueKey(e.Unique.Key), v, nil); err != nil {
+			return err
+		}
+	}
+	switch e.Kind {
+	case KindPayment:
+		var p PaymentBody
+		if err := e.DecodeBody(&p); err != nil {
+			return err
+		}
+		return indexPayment(w, e.Seq, &p)
+	case KindAccess:
+		return w.Set(key(tagIndex, idxAccess, e.Time, e.Seq), nil, nil)
+	case KindReconciliation, KindSubjectRequest:
+		return w.Set(byIDKey(e.ID), u64(e.Seq), nil)
+	}
+	return nil
+}
+
+func indexPayment(w writer, seq uint64, p *PaymentBody) error {
+	if p.TransactionID == "" {
+		return nil
+	}
+	s, err := readTxState(w, p.TransactionID)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		s = &TxState{}
+	}
+	for _, k := range listKeys(s) {
+		if s.TransactionID == "" {
+			break
+		}
+		if err := w.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	s.fold(seq, p)
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := w.Set(txStateKey(s.TransactionID), v, nil); err != nil {
+		return err
+	}
+	for _, id := range p.AltIDs {
+		if id != p.TransactionID {
+			if err := w.Set(altKey(id), []byte(p.TransactionID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range listKeys(s) {
+		if err := w.Set(k, nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refoldTx recomputes a transaction's state from its entries, for verify.
+func refoldTx(r reader, stored *TxState) (*TxState, error) {
+	s := &TxState{}
+	for _, seq := range stored.Seqs {
+		v, ok, err := get(r, entryKey(seq))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &TamperedError{Seq: seq, Reason: "transaction index names a missing entry"}
+		}
+		e, err := DecodeEntry(seq, v)
+		if err != nil {
+			return nil, err
+		}
+		var p PaymentBody
+		if e.Kind != KindPayment || e.DecodeBody(&p) != nil || p.TransactionID != stored.TransactionID {
+			return nil, &TamperedError{Seq: seq, Reason: "transaction index names an entry of another transaction"}
+		}
+		s.fold(seq, &p)
+	}
+	return s, nil
+}
+
+func sameState(a, b *TxState) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+// indexRowsOf lists the immutable-per-entry index rows of e (not the
+// aggregate transaction rows), with their expected values, for verify.
+func indexRowsOf(e *Entry) (keys [][]byte, vals [][]byte) {
+	if e.Unique != nil {
+		keys = append(keys, uniqueKey(e.Unique.Key))
+		vals = append(vals, append(u64(e.Seq), e.Unique.Digest...))
+	}
+	switch e.Kind {
+	case KindAccess:
+		keys = append(keys, key(tagIndex, idxAccess, e.Time, e.Seq))
+		vals = append(vals, nil)
+	case KindReconciliation, KindSubjectRequest:
+		keys = append(keys, byIDKey(e.ID))
+		vals = append(vals, u64(e.Seq))
+	}
+	return keys, vals
+}

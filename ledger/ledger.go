@@ -1,0 +1,342 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Options configure [Open].
+type Options struct {
+	// Dir is the ledger's Pebble directory. Required.
+	Dir string
+	// Signer returns the checkpoint signer for the ledger's origin. It is
+	// called once, after the ledger id is known. Nil opens the ledger
+	// without a checkpointer (read-only tools such as verify).
+	Signer func(origin string) (note.Signer, error)
+	// KeyStore receives the wrapped data keys carried by records, before the
+	// batch holding those records is committed. Nil rejects records with
+	// NewKeys.
+	KeyStore KeyWriter
+	// CheckpointInterval is how often a checkpoint is signed while entries
+	// arrive. The default value is one second.
+	CheckpointInterval time.Duration
+	// MaxBatch caps how many records one group commit holds. The default
+	// value is 512.
+	MaxBatch int
+	// ReadOnly opens Pebble read-only; Append fails.
+	ReadOnly bool
+	// Logger receives operational messages, never entry contents. The
+	// default discards them.
+	Logger *slog.Logger
+	// FS overrides the filesystem (tests use Pebble's crash-simulating
+	// vfs.NewMem). Nil is the OS filesystem.
+	FS pebbleFS
+}
+
+// KeyWriter is the subject key store as the appender uses it.
+type KeyWriter interface {
+	// PutWrapped durably stores wrapped data keys before returning.
+	PutWrapped(ctx context.Context, keys []WrappedKey) error
+}
+
+func (o *Options) setDefaults() error {
+	if o.Dir == "" {
+		return errors.New("ledger: Options.Dir is required")
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Ledger is an open ledger. Its methods are safe for concurrent use.
+type Ledger struct {
+	opts   Options
+	db     *pebble.DB
+	lock   *os.File
+	id     string
+	origin string
+	signer note.Signer
+
+	queue   chan *request
+	stop    chan struct{}
+	stopped chan struct{}
+	closeMu sync.Once
+
+	mu     sync.RWMutex // guards the fields below
+	size   uint64
+	root   []byte
+	rng    *compact.Range // owned by the appender goroutine after Open
+	broken error          // set when a commit failed; the ledger then refuses appends
+	closed bool
+
+	cp checkpointer
+}
+
+var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// Open opens or creates the ledger in opts.Dir. Only one process may hold a
+// ledger open; another gets [ErrLocked].
+func Open(ctx context.Context, opts Options) (*Ledger, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	l := &Ledger{opts: opts}
+	if opts.FS == nil {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("failed to create ledger dir: %w", err)
+		}
+		lock, err := lockDir(opts.Dir)
+		if err != nil {
+			return nil, err
+		}
+		l.lock = lock
+	}
+	popts := &pebble.Options{ReadOnly: opts.ReadOnly, Logger: quietLogger{opts.Logger}}
+	if opts.FS != nil {
+		popts.FS = opts.FS
+	}
+	db, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		l.unlock()
+		return nil, fmt.Errorf("failed to open ledger store: %w", err)
+	}
+	l.db = db
+	if err := l.load(); err != nil {
+		db.Close()
+		l.unlock()
+		return nil, err
+	}
+	if opts.ReadOnly {
+		return l, nil
+	}
+	if opts.Signer != nil {
+		if l.signer, err = opts.Signer(l.origin); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("failed to get checkpoint signer: %w", err)
+		}
+	}
+	l.queue = make(chan *request, 4*opts.MaxBatch)
+	l.stop = make(chan struct{})
+	l.stopped = make(chan struct{})
+	l.cp.init()
+	go l.run()
+	if l.signer != nil {
+		if err := l.checkpointNow(); err != nil {
+			l.Close()
+			return nil, err
+		}
+		go l.checkpointLoop()
+	}
+	return l, nil
+}
+
+// lockDir takes an exclusive advisory lock so that a second process (a CLI
+// command while the server runs) fails plainly instead of waiting.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "PAYTRAIL.LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("failed to lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+func (l *Ledger) unlock() {
+	if l.lock != nil {
+		l.lock.Close()
+		l.lock = nil
+	}
+}
+
+// load reads the ledger id and tree size and rebuilds the compact range of
+// the tree's right border from stored node hashes.
+func (l *Ledger) load() error {
+	id, ok, err := get(l.db, metaLedgerID)
+	if err != nil {
+		return fmt.Errorf("failed to read ledger id: %w", err)
+	}
+	if !ok {
+		if l.opts.ReadOnly {
+			return fmt.Errorf("failed to open ledger: %w (no ledger in %s)", ErrNotFound, l.opts.Dir)
+		}
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		id = []byte(hex.EncodeToString(b[:]))
+		if err := l.db.Set(metaLedgerID, id, pebble.Sync); err != nil {
+			return fmt.Errorf("failed to write ledger id: %w", err)
+		}
+	}
+	l.id = string(id)
+	l.origin = "paytrail/" + l.id
+	v, ok, err := get(l.db, metaSize)
+	if err != nil {
+		return fmt.Errorf("failed to read tree size: %w", err)
+	}
+	if ok {
+		if len(v) != 8 {
+			return fmt.Errorf("failed to read tree size: %w", ErrTampered)
+		}
+		l.size = binary.BigEndian.Uint64(v)
+	}
+	ids := compact.RangeNodes(0, l.size, nil)
+	hashes := make([][]byte, len(ids))
+	for i, n := range ids {
+		h, ok, err := get(l.db, nodeKey(n.Level, n.Index))
+		if err != nil {
+			return fmt.Errorf("failed to read tree node: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("failed to load tree: node %d/%d missing: %w", n.Level, n.Index, ErrTampered)
+		}
+		hashes[i] = h
+	}
+	if l.rng, err = rangeFactory.NewRange(0, l.size, hashes); err != nil {
+		return fmt.Errorf("failed to load tree: %w", err)
+	}
+	l.root = rootOf(l.rng)
+	return nil
+}
+
+func rootOf(r *compact.Range) []byte {
+	root, err := r.GetRootHash(nil)
+	if err != nil || root == nil {
+		return emptyRoot
+	}
+	return root
+}
+
+// ID returns the ledger's random id, fixed at first start.
+func (l *Ledger) ID() string { return l.id }
+
+// Origin returns the checkpoint origin line, "paytrail/<ledger id>".
+func (l *Ledger) Origin() string { return l.origin }
+
+// Size returns the number of committed entries.
+func (l *Ledger) Size() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.size
+}
+
+// Healthy reports an error when the ledger can no longer append.
+func (l *Ledger) Healthy() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	switch {
+	case l.closed:
+		return ErrClosed
+	case l.opts.ReadOnly:
+		return errors.New("ledger is read-only")
+	}
+	return l.broken
+}
+
+// Close stops accepting appends, waits for queued appends to commit, signs a
+// last checkpoint and closes the store.
+func (l *Ledger) Close() error {
+	var err error
+	l.closeMu.Do(func() {
+		if l.stop != nil {
+			close(l.stop)
+			<-l.stopped
+			if l.signer != nil {
+				l.cp.stop()
+				if cerr := l.checkpointNow(); cerr != nil && l.broken == nil {
+					err = cerr
+				}
+			}
+		}
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		if cerr := l.db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("failed to close ledger store: %w", cerr)
+		}
+		l.unlock()
+	})
+	return err
+}
+
+// Entry returns the entry with sequence number seq, or [ErrNotFound].
+func (l *Ledger) Entry(seq uint64) (*Entry, error) {
+	if seq >= l.Size() {
+		return nil, ErrNotFound
+	}
+	v, ok, err := get(l.db, entryKey(seq))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read entry %d: %w", seq, err)
+	}
+	if !ok {
+		return nil, &TamperedError{Seq: seq, Reason: "entry missing"}
+	}
+	return DecodeEntry(seq, v)
+}
+
+// Transaction returns the derived state of a transaction by its id or an
+// alternative id (a Stripe charge id), or [ErrNotFound].
+func (l *Ledger) Transaction(id string) (*TxState, error) {
+	s, err := readTxState(l.db, id)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		alt, ok, err := get(l.db, altKey(id))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrNotFound
+		}
+		if s, err = readTxState(l.db, string(alt)); err != nil {
+			return nil, err
+		}
+		if s == nil {
+			return nil, ErrNotFound
+		}
+	}
+	return s, nil
+}
+
+// quietLogger routes Pebble's informational chatter (WAL replay, ...) to
+// debug level; errors stay errors.
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {
+	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(1)
+}

@@ -1,0 +1,501 @@
+package ledger
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// testKeys is a real Ed25519 note key pair. The ledger package does not
+// depend on crypto/; production wires a Tink-backed note.Signer instead.
+type testKeys struct {
+	skey, vkey string
+}
+
+func newTestKeys(t testing.TB, origin string) testKeys {
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKeys{skey, vkey}
+}
+
+func (k testKeys) verifiers(t testing.TB) note.Verifiers {
+	v, err := note.NewVerifier(k.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return note.VerifierList(v)
+}
+
+// openTest opens a ledger in dir whose signer key is created on first use
+// and remembered in *keys.
+func openTest(t testing.TB, dir string, keys *testKeys) *Ledger {
+	t.Helper()
+	l, err := Open(context.Background(), Options{
+		Dir:                dir,
+		CheckpointInterval: 10 * time.Millisecond,
+		Signer: func(origin string) (note.Signer, error) {
+			if keys.skey == "" {
+				*keys = newTestKeys(t, origin)
+			}
+			return note.NewSigner(keys.skey)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func adminRecord(i int) Record {
+	return Record{
+		Kind:   KindAdmin,
+		ID:     newID(),
+		Time:   time.Date(2026, 11, 20, 0, 0, i, 0, time.UTC),
+		Policy: 1,
+		Body:   AdminBody{ActorID: "p1", ActorName: "admin", Action: "test", Target: strconv.Itoa(i)},
+	}
+}
+
+func paymentRecord(tx, typ string, amount int64, at time.Time) Record {
+	return Record{
+		Kind: KindPayment, ID: newID(), Time: at, Policy: 1,
+		Body: PaymentBody{
+			Source: "dev", EventID: newID(), Type: typ, TransactionID: tx, MerchantID: "m1",
+			Amount: amount, Currency: "USD", Status: strings.TrimPrefix(typ, "payment."), OccurredAt: at,
+		},
+	}
+}
+
+func TestAppendProofsAndCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var keys testKeys
+	l := openTest(t, dir, &keys)
+
+	const n = 200
+	var wg sync.WaitGroup
+	seqs := make([]uint64, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := l.Append(ctx, adminRecord(i))
+			if err != nil {
+				t.Error(err)
+			}
+			seqs[i] = res.Seq
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for _, s := range seqs {
+		if s >= n || seen[s] {
+			t.Fatalf("sequence numbers are not a permutation of 0..%d: %v", n-1, seqs)
+		}
+		seen[s] = true
+	}
+	if got := l.Size(); got != n {
+		t.Fatalf("Size() = %d, want %d", got, n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopen: same size, a checkpoint for it, verifiable proofs.
+	l = openTest(t, dir, &keys)
+	defer l.Close()
+	if got := l.Size(); got != n {
+		t.Fatalf("after reopen Size() = %d, want %d", got, n)
+	}
+	cpNote, err := l.LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, _, _, err := log.ParseCheckpoint(cpNote, l.Origin(), mustVerifier(t, keys.vkey))
+	if err != nil {
+		t.Fatalf("latest checkpoint does not verify: %v", err)
+	}
+	if cp.Size != n {
+		t.Fatalf("checkpoint size %d, want %d", cp.Size, n)
+	}
+	hasher := rfc6962.DefaultHasher
+	for _, seq := range []uint64{0, 1, 77, n - 1} {
+		e, err := l.Entry(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hasher.HashLeaf(e.Bytes()); string(got) != string(e.LeafHash()) {
+			t.Fatalf("leaf hash of %d is not RFC 6962 SHA-256(0x00||bytes)", seq)
+		}
+		p, err := l.InclusionProof(seq, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(hasher, seq, n, e.LeafHash(), p, cp.Hash); err != nil {
+			t.Fatalf("inclusion proof for %d: %v", seq, err)
+		}
+	}
+	for _, from := range []uint64{1, 7, 64, 199, 200} {
+		p, err := l.ConsistencyProof(from, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := l.RootAt(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(hasher, from, n, p, old, cp.Hash); err != nil {
+			t.Fatalf("consistency %d->%d: %v", from, n, err)
+		}
+	}
+	if _, err := l.ConsistencyProof(0, n); !errors.Is(err, ErrBadRange) {
+		t.Fatalf("ConsistencyProof(0, n) err = %v, want ErrBadRange", err)
+	}
+	if _, err := l.Entry(n); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Entry(n) err = %v, want ErrNotFound", err)
+	}
+	rep, err := l.Verify(ctx, keys.verifiers(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != n || rep.Checkpoints < 2 {
+		t.Fatalf("verify report %+v: want %d entries and several checkpoints", rep, n)
+	}
+}
+
+func mustVerifier(t testing.TB, vkey string) note.Verifier {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestIdempotency(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	l := openTest(t, t.TempDir(), &keys)
+	defer l.Close()
+
+	rec := func(digest string) Record {
+		r := adminRecord(1)
+		r.Unique = &Unique{Key: "webhook/dev/evt_1", Digest: []byte(digest)}
+		return r
+	}
+	// Concurrent redeliveries of one event produce exactly one entry.
+	const n = 32
+	results := make([]Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if results[i], err = l.Append(ctx, rec("same")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	originals := 0
+	for _, r := range results {
+		if r.Seq != 0 {
+			t.Fatalf("redelivery got seq %d, want 0", r.Seq)
+		}
+		if !r.Duplicate {
+			originals++
+		}
+	}
+	if originals != 1 || l.Size() != 1 {
+		t.Fatalf("%d originals and size %d, want exactly one entry", originals, l.Size())
+	}
+	if _, err := l.Append(ctx, rec("different")); !errors.Is(err, ErrConflict) {
+		t.Fatalf("different digest: err = %v, want ErrConflict", err)
+	}
+	if l.Size() != 1 {
+		t.Fatalf("a conflict appended an entry")
+	}
+}
+
+func TestTransactionState(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	dir := t.TempDir()
+	l := openTest(t, dir, &keys)
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for _, r := range []Record{
+		paymentRecord("pay_1", TypeAuthorized, 1000, t0),
+		paymentRecord("pay_1", TypeCaptured, 1000, t0.Add(time.Minute)),
+		paymentRecord("pay_2", TypeCaptured, 500, t0.Add(2*time.Minute)),
+		paymentRecord("pay_1", TypeRefunded, 400, t0.Add(3*time.Minute)),
+	} {
+		if _, err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := l.Transaction("pay_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Captured != 1000 || s.Refunded != 400 || s.Status != "refunded" || len(s.Seqs) != 3 || !s.CapturedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("state of pay_1 = %+v", s)
+	}
+	if _, err := l.Transaction("pay_9"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing transaction err = %v", err)
+	}
+	l.Close()
+	l = openTest(t, dir, &keys)
+	defer l.Close()
+	if _, err := l.Verify(ctx, keys.verifiers(t), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	var keys testKeys
+	l := openTest(t, dir, &keys)
+	defer l.Close()
+	if _, err := Open(context.Background(), Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open err = %v, want ErrLocked", err)
+	}
+}
+
+// TestVerifyCatchesTampering edits the store underneath the ledger the way
+// an attacker with disk access would, and checks that verify names the first
+// bad sequence number.
+func TestVerifyCatchesTampering(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	build := func(t *testing.T) (string, testKeys) {
+		dir := t.TempDir()
+		var keys testKeys
+		l := openTest(t, dir, &keys)
+		for i := range 20 {
+			var r Record
+			if i%2 == 0 {
+				r = paymentRecord(fmt.Sprintf("pay_%d", i/4), TypeCaptured, int64(100+i), t0.Add(time.Duration(i)*time.Second))
+			} else {
+				r = adminRecord(i)
+			}
+			if _, err := l.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dir, keys
+	}
+	tamper := func(t *testing.T, dir string, f func(db *pebble.DB)) {
+		db, err := pebble.Open(dir, &pebble.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(db)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getEntry := func(db *pebble.DB, seq uint64) []byte {
+		v, c, err := db.Get(entryKey(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return append([]byte(nil), v...)
+	}
+	for _, tc := range []struct {
+		name    string
+		wantSeq uint64
+		edit    func(db *pebble.DB)
+	}{
+		{"flip one byte", 7, func(db *pebble.DB) {
+			v := getEntry(db, 7)
+			i := strings.Index(string(v), `"action":"test"`) + 11
+			v[i] ^= 0x01
+			db.Set(entryKey(7), v, pebble.Sync)
+		}},
+		{"flip amount", 4, func(db *pebble.DB) {
+			v := []byte(strings.Replace(string(getEntry(db, 4)), `"amount":104`, `"amount":105`, 1))
+			db.Set(entryKey(4), v, pebble.Sync)
+		}},
+		{"delete one entry", 12, func(db *pebble.DB) {
+			db.Delete(entryKey(12), pebble.Sync)
+		}},
+		{"swap two entries", 5, func(db *pebble.DB) {
+			a, b := getEntry(db, 5), getEntry(db, 9)
+			db.Set(entryKey(5), b, pebble.Sync)
+			db.Set(entryKey(9), a, pebble.Sync)
+		}},
+		{"swap entries and renumber", 5, func(db *pebble.DB) {
+			a, b := getEntry(db, 5), getEntry(db, 9)
+			a = []byte(strings.Replace(string(a), `"seq":5`, `"seq":9`, 1))
+			b = []byte(strings.Replace(string(b), `"seq":9`, `"seq":5`, 1))
+			db.Set(entryKey(5), b, pebble.Sync)
+			db.Set(entryKey(9), a, pebble.Sync)
+		}},
+		{"edit a transaction index", 0, func(db *pebble.DB) {
+			v := []byte(strings.Replace(string(mustGet(t, db, txStateKey("pay_0"))), `"amount_captured":102`, `"amount_captured":1`, 1))
+			db.Set(txStateKey("pay_0"), v, pebble.Sync)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, keys := build(t)
+			tamper(t, dir, tc.edit)
+			l, err := Open(ctx, Options{Dir: dir, ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			_, err = l.Verify(ctx, keys.verifiers(t), nil)
+			var te *TamperedError
+			if !errors.As(err, &te) || !errors.Is(err, ErrTampered) {
+				t.Fatalf("Verify err = %v, want a TamperedError", err)
+			}
+			if te.Seq != tc.wantSeq {
+				t.Fatalf("Verify names seq %d (%v), want %d", te.Seq, err, tc.wantSeq)
+			}
+		})
+	}
+}
+
+func mustGet(t *testing.T, db *pebble.DB, k []byte) []byte {
+	v, c, err := db.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return append([]byte(nil), v...)
+}
+
+// TestCrashKeepsAcknowledged runs an appending child process, kills it with
+// SIGKILL in the middle of the load, and checks that every entry the child
+// saw acknowledged is in the reopened ledger and that the ledger verifies.
+func TestCrashKeepsAcknowledged(t *testing.T) {
+	if os.Getenv("PAYTRAIL_CRASH_CHILD") != "" {
+		crashChild()
+		return
+	}
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	for round := range 3 {
+		dir := filepath.Join(t.TempDir(), "ledger")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledged$")
+		cmd.Env = append(os.Environ(), "PAYTRAIL_CRASH_CHILD="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		acked := map[uint64]string{}
+		var vkey string
+		sc := bufio.NewScanner(out)
+		killAt := 300 + round*400
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 2 && f[0] == "vkey" {
+				vkey = f[1]
+				continue
+			}
+			if len(f) != 2 {
+				continue
+			}
+			seq, _ := strconv.ParseUint(f[0], 10, 64)
+			acked[seq] = f[1]
+			if len(acked) == killAt {
+				cmd.Process.Kill()
+				break
+			}
+		}
+		cmd.Wait()
+		if len(acked) < killAt {
+			t.Fatalf("child stopped after %d acknowledgements", len(acked))
+		}
+		l, err := Open(context.Background(), Options{Dir: dir, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq, id := range acked {
+			e, err := l.Entry(seq)
+			if err != nil {
+				t.Fatalf("acknowledged entry %d lost: %v", seq, err)
+			}
+			if e.ID != id {
+				t.Fatalf("entry %d has id %s, acknowledged %s", seq, e.ID, id)
+			}
+		}
+		if _, err := l.Verify(context.Background(), note.VerifierList(mustVerifier(t, vkey)), nil); err != nil {
+			t.Fatalf("after crash: %v", err)
+		}
+		t.Logf("round %d: %d acknowledged, %d recovered", round, len(acked), l.Size())
+		l.Close()
+	}
+}
+
+func crashChild() {
+	dir := os.Getenv("PAYTRAIL_CRASH_CHILD")
+	var mu sync.Mutex
+	l, err := Open(context.Background(), Options{
+		Dir:                dir,
+		CheckpointInterval: 5 * time.Millisecond,
+		Signer: func(origin string) (note.Signer, error) {
+			skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Printf("vkey %s\n", vkey)
+			return note.NewSigner(skey)
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				r := paymentRecord(fmt.Sprintf("pay_%d_%d", w, i%7), TypeCaptured, int64(i), time.Now().UTC())
+				res, err := l.Append(context.Background(), r)
+				if err != nil {
+					os.Exit(1)
+				}
+				mu.Lock()
+				fmt.Printf("%d %s\n", res.Seq, r.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
