@@ -57,8 +57,9 @@
 //   - matched.
 //
 // After the last row, missing_in_report lists every ledger transaction of
-// the merchants of the in-scope rows captured within the period whose id
-// (or an alt id) appeared in no row. The period is [Options.From,
+// the merchants of the in-scope rows captured within the period that no
+// charge row named (by its id or an alt id): a refund or chargeback row for
+// it does not stand in for its missing capture. The period is [Options.From,
 // Options.To), each bound defaulting to the earliest settled_at of the
 // in-scope rows and the latest plus one nanosecond.
 //
@@ -80,8 +81,11 @@
 //
 // # Memory
 //
-// Run keeps one map entry per distinct in-scope transaction of the report
-// (its id and a byte of row types seen), the set of merchants, one total per
-// currency and at most Options.MaxExceptions exceptions; rows themselves are
-// streamed. Options.OnException receives every exception as it is found.
+// Run keeps one map entry per distinct in-scope transaction of the report (a
+// 128-bit SHA-256 prefix of its id and a byte of row types seen, about 40
+// bytes), the set of merchants, one total per currency and at most
+// Options.MaxExceptions exceptions; rows themselves are streamed. A report
+// of a million rows against a ledger of a million transactions peaks below
+// 100 MB of RSS for this package (BenchmarkRun1M). Options.OnException
+// receives every exception as it is found, for callers that keep them all.
 package reconcile

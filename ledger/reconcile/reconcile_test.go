@@ -252,6 +252,16 @@ func TestRunKinds(t *testing.T) {
 			},
 		},
 		{
+			name:    "a refund row alone leaves the capture missing in report",
+			missing: true,
+			lines:   []string{"pay_c1,m_c,refund,1.00,USD"},
+			counts:  Counts{StatusMismatch: 1, MissingInReport: 1},
+			want: []Exception{
+				{Kind: KindStatusMismatch, Line: 2, TransactionID: "pay_c1", Ledger: &LedgerSide{0, "USD", "captured"}, Report: usd(100, TypeRefund)},
+				{Kind: KindMissingInReport, TransactionID: "pay_c1", Ledger: &LedgerSide{100, "USD", "captured"}},
+			},
+		},
+		{
 			name:   "out of scope rows are not looked up",
 			lines:  []string{"pay_other,m_b,charge,9.99,USD", "pay_nope,m_b,charge,9.99,USD"},
 			scope:  onlyMerchants("m_a"),
@@ -383,9 +393,10 @@ func TestRunTotals(t *testing.T) {
 		"pay_ok,m_a,refund,1.00,USD",      // status mismatch: ledger 0, report -100
 		"pay_other,m_b,charge,9.99,USD",   // out of scope: neither
 	), Options{InScope: onlyMerchants("m_a")})
-	// missing in report (ledger only): pay_ok +4550, pi_1 +2000, pay_zero 0.
+	// Missing in report (ledger only), as no charge row names them: pay_ok
+	// +4550, pay_cb +3000, pi_1 +2000, pay_zero 0.
 	want := map[string]Total{
-		"USD": {Ledger: 1200 - 500 - 3000 + 4550 + 2000, Report: 1200 - 500 - 500 - 2900 + 100 - 100},
+		"USD": {Ledger: 1200 - 500 - 3000 + 4550 + 3000 + 2000, Report: 1200 - 500 - 500 - 2900 + 100 - 100},
 		"EUR": {Ledger: 1000},
 		"JPY": {Ledger: 1500, Report: 10 + 1500},
 	}
