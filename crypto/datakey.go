@@ -1,0 +1,275 @@
+package crypto
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+const (
+	// DefaultDataKeyCacheSize is the number of unwrapped data keys NewDataKeys
+	// keeps when given a size ≤ 0.
+	DefaultDataKeyCacheSize = 10000
+
+	dataKeyIDPrefix = "dk_"
+	dataKeyIDBytes  = 16
+
+	// labelDataKeyWrap starts the associated data under which a data key is
+	// wrapped; the data key id follows, so wrapped bytes stored under one
+	// id do not unwrap under another.
+	labelDataKeyWrap = "paytrail/data-key-wrap/v1"
+	// labelField starts the associated data of every field ciphertext.
+	labelField = "paytrail/field/v1"
+
+	// wrappedVersion is the first byte of wrapped data key bytes; the rest
+	// is a Tink EncryptedKeyset (binary) under KeysetDataKey.
+	wrappedVersion = 0x01
+)
+
+// KeyStore is where wrapped data keys live: the ledger's key store, a Pebble
+// instance separate from the ledger. DataKeys only reads it; whoever calls
+// DataKeys.New stores the wrapped bytes, and erasure deletes them.
+type KeyStore interface {
+	// Wrapped returns the wrapped key bytes for id, found=false if there are
+	// none (destroyed or never stored). The caller does not modify them.
+	Wrapped(ctx context.Context, id string) (wrapped []byte, found bool, err error)
+}
+
+// DataKeys makes and unwraps per-subject (cardholder) AES-256-GCM data
+// keys, and keeps the most recently used unwrapped keys in a bounded LRU
+// cache. Keys are wrapped by the primary key of KeysetDataKey and unwrapped
+// by whichever of its keys wrapped them, so rotating KeysetDataKey affects
+// only new data keys. A DataKeys is safe for concurrent use.
+type DataKeys struct {
+	keysets *Keysets
+	store   KeyStore
+	cache   *lru.Cache[string, *DataKey]
+
+	// mu guards forgets, a count of Forget calls. A Get that missed the
+	// cache caches its key only if no Forget ran while it read the store,
+	// so a key destroyed during the read is not brought back into memory.
+	mu      sync.Mutex
+	forgets uint64
+}
+
+// NewDataKeys returns a DataKeys that reads wrapped keys from store and
+// caches up to cacheSize unwrapped keys (DefaultDataKeyCacheSize if
+// cacheSize ≤ 0).
+func NewDataKeys(k *Keysets, store KeyStore, cacheSize int) *DataKeys {
+	if cacheSize <= 0 {
+		cacheSize = DefaultDataKeyCacheSize
+	}
+	cache, err := lru.New[string, *DataKey](cacheSize)
+	if err != nil {
+		// lru.New fails only for a size ≤ 0, excluded above.
+		panic(fmt.Sprintf("crypto: failed to make data key cache: %v", err))
+	}
+	return &DataKeys{keysets: k, store: store, cache: cache}
+}
+
+// New makes a fresh random data key and returns it, ready to use, with the
+// wrapped bytes the caller must store under key.ID(). New does not touch the
+// store or the cache: until the caller has stored the wrapped bytes, Get
+// does not know the key. The id is "dk_" + 32 random hex digits; the
+// wrapped bytes are a version byte and a Tink EncryptedKeyset, wrapped with
+// associated data naming the id.
+func (d *DataKeys) New() (*DataKey, []byte, error) {
+	var rnd [dataKeyIDBytes]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, nil, fmt.Errorf("failed to make data key id: %w", err)
+	}
+	id := dataKeyIDPrefix + hex.EncodeToString(rnd[:])
+	params, err := dataKeyParameters()
+	if err != nil {
+		return nil, nil, err
+	}
+	mgr := keyset.NewManager()
+	kid, err := mgr.AddNewKeyFromParameters(params)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
+	}
+	if err := mgr.SetPrimary(kid); err != nil {
+		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
+	}
+	h, err := mgr.Handle()
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to make data key aead: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.WriteByte(wrappedVersion)
+	kek := d.keysets.state.Load().kek
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), kek, encodeParts(labelDataKeyWrap, id)); err != nil {
+		return nil, nil, fmt.Errorf("failed to wrap data key: %w", err)
+	}
+	return &DataKey{id: id, aead: a}, buf.Bytes(), nil
+}
+
+// Get returns the data key id from the cache, or else reads its wrapped
+// bytes from the store, unwraps them and caches the key. It returns an
+// error wrapping ErrDataKeyDestroyed if the store has no such key, and
+// ErrDecrypt if the wrapped bytes do not unwrap for this id (altered, or
+// stored under another id).
+func (d *DataKeys) Get(ctx context.Context, id string) (*DataKey, error) {
+	if !validDataKeyID(id) {
+		return nil, fmt.Errorf("failed to get data key: malformed id")
+	}
+	if k, ok := d.cache.Get(id); ok {
+		return k, nil
+	}
+	d.mu.Lock()
+	epoch := d.forgets
+	d.mu.Unlock()
+
+	wrapped, found, err := d.store.Wrapped(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read data key %s: %w", id, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("failed to get data key %s: %w", id, ErrDataKeyDestroyed)
+	}
+	k, err := d.unwrap(id, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if d.forgets == epoch {
+		d.cache.Add(id, k)
+	}
+	d.mu.Unlock()
+	return k, nil
+}
+
+// Forget evicts id from the cache. Call it after destroying the key in the
+// store; a Get that raced with the destruction does not re-cache it.
+func (d *DataKeys) Forget(id string) {
+	d.mu.Lock()
+	d.forgets++
+	d.cache.Remove(id)
+	d.mu.Unlock()
+}
+
+// unwrap turns wrapped bytes into the data key id.
+func (d *DataKeys) unwrap(id string, wrapped []byte) (*DataKey, error) {
+	if len(wrapped) < 1 || wrapped[0] != wrappedVersion {
+		return nil, fmt.Errorf("%w data key %s: unknown wrapping format", ErrDecrypt, id)
+	}
+	kek := d.keysets.state.Load().kek
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped[1:])), kek, encodeParts(labelDataKeyWrap, id))
+	if err != nil {
+		// Tink's message names no key material; keep it for diagnosis.
+		return nil, fmt.Errorf("%w data key %s: %v", ErrDecrypt, id, err)
+	}
+	params, err := dataKeyParameters()
+	if err != nil {
+		return nil, err
+	}
+	if h.Len() != 1 {
+		return nil, fmt.Errorf("%w data key %s: want one key, got %d", ErrDecrypt, id, h.Len())
+	}
+	e, err := h.Primary()
+	if err != nil || !e.Key().Parameters().Equal(params) {
+		return nil, fmt.Errorf("%w data key %s: not an AES-256-GCM key", ErrDecrypt, id)
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, fmt.Errorf("failed to make aead for data key %s: %w", id, err)
+	}
+	return &DataKey{id: id, aead: a}, nil
+}
+
+// dataKeyParameters are the parameters of every data key: AES-256-GCM,
+// 12-byte random nonce, 16-byte tag, no output prefix (one key per data
+// key id, so a key id prefix would carry nothing).
+func dataKeyParameters() (*aesgcm.Parameters, error) {
+	p, err := aesgcm.NewParameters(aesgcm.ParametersOpts{
+		KeySizeInBytes: 32, IVSizeInBytes: 12, TagSizeInBytes: 16, Variant: aesgcm.VariantNoPrefix,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to make data key parameters: %w", err)
+	}
+	return p, nil
+}
+
+// validDataKeyID reports whether id is "dk_" and 32 lowercase hex digits.
+func validDataKeyID(id string) bool {
+	if len(id) != len(dataKeyIDPrefix)+2*dataKeyIDBytes || id[:len(dataKeyIDPrefix)] != dataKeyIDPrefix {
+		return false
+	}
+	for _, c := range []byte(id[len(dataKeyIDPrefix):]) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// DataKey is one subject's AES-256-GCM key. It is safe for concurrent use.
+type DataKey struct {
+	id   string
+	aead tink.AEAD
+}
+
+// ID returns the key's id, "dk_" + 32 hex digits.
+func (k *DataKey) ID() string { return k.id }
+
+// AD names what a ciphertext belongs to; it is authenticated but not
+// encrypted. A ciphertext opens only with the AD it was sealed with, so it
+// cannot be moved to another ledger, entry or field. All three are
+// required.
+type AD struct {
+	Ledger string
+	Entry  string
+	Field  string
+}
+
+// encode returns the associated data bytes: the label and the three names,
+// each length-prefixed.
+func (a AD) encode() ([]byte, error) {
+	if a.Ledger == "" || a.Entry == "" || a.Field == "" {
+		return nil, fmt.Errorf("associated data must name ledger, entry and field")
+	}
+	return encodeParts(labelField, a.Ledger, a.Entry, a.Field), nil
+}
+
+// Seal encrypts plaintext bound to ad. The result is a 12-byte random
+// nonce, the ciphertext and a 16-byte tag (len(plaintext)+28 bytes).
+func (k *DataKey) Seal(ad AD, plaintext []byte) ([]byte, error) {
+	b, err := ad.encode()
+	if err != nil {
+		return nil, fmt.Errorf("failed to seal field: %w", err)
+	}
+	ct, err := k.aead.Encrypt(plaintext, b)
+	if err != nil {
+		return nil, fmt.Errorf("failed to seal field %q with data key %s: %w", ad.Field, k.id, err)
+	}
+	return ct, nil
+}
+
+// Open decrypts a ciphertext made by Seal with the same ad. Any failure
+// (wrong key, wrong ad, altered or truncated bytes) returns an error
+// wrapping ErrDecrypt that names the field and key but holds no plaintext
+// or ciphertext.
+func (k *DataKey) Open(ad AD, ciphertext []byte) ([]byte, error) {
+	b, err := ad.encode()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDecrypt, err)
+	}
+	pt, err := k.aead.Decrypt(ciphertext, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w field %q of entry %q with data key %s", ErrDecrypt, ad.Field, ad.Entry, k.id)
+	}
+	return pt, nil
+}
