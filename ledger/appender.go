@@ -22,6 +22,7 @@ type Result struct {
 type request struct {
 	ctx  context.Context
 	rec  *Record
+	enc  encodedRecord
 	res  Result
 	err  error
 	done chan struct{}
@@ -34,7 +35,11 @@ func (l *Ledger) Append(ctx context.Context, rec Record) (Result, error) {
 	if err := l.Healthy(); err != nil {
 		return Result{}, err
 	}
-	req := &request{ctx: ctx, rec: &rec, done: make(chan struct{})}
+	enc, err := encodeRecord(&rec)
+	if err != nil {
+		return Result{}, err
+	}
+	req := &request{ctx: ctx, rec: &rec, enc: enc, done: make(chan struct{})}
 	select {
 	case l.queue <- req:
 	case <-l.stop:
@@ -51,11 +56,21 @@ func (l *Ledger) Append(ctx context.Context, rec Record) (Result, error) {
 }
 
 // run is the appender goroutine: it takes whatever is queued (up to
-// MaxBatch), commits it as one synced batch, and answers the callers. While
-// one batch syncs, the next one accumulates, so N concurrent callers cost
-// about one fsync per batch rather than one per entry.
+// MaxBatch), applies it as one batch and hands the batch to the syncer,
+// which waits for the WAL fsync and answers the callers. While one batch
+// syncs, the next ones are prepared and applied, and Pebble syncs them
+// together, so N concurrent callers cost about one fsync per batch rather
+// than one per entry.
 func (l *Ledger) run() {
-	defer close(l.stopped)
+	syncq := make(chan *pending, 8)
+	synced := make(chan struct{})
+	go l.syncer(syncq, synced)
+	defer func() {
+		close(syncq)
+		<-synced
+		close(l.stopped)
+	}()
+	st := &appendState{size: l.size, rng: l.rng}
 	batch := make([]*request, 0, l.opts.MaxBatch)
 	for {
 		batch = batch[:0]
@@ -69,8 +84,8 @@ func (l *Ledger) run() {
 				case req := <-l.queue:
 					batch = append(batch, req)
 					if len(batch) == cap(batch) {
-						l.commit(batch)
-						batch = batch[:0]
+						l.apply(st, batch, syncq)
+						batch = make([]*request, 0, l.opts.MaxBatch)
 					}
 					continue
 				default:
@@ -78,7 +93,7 @@ func (l *Ledger) run() {
 				break
 			}
 			if len(batch) > 0 {
-				l.commit(batch)
+				l.apply(st, batch, syncq)
 			}
 			return
 		}
@@ -91,36 +106,78 @@ func (l *Ledger) run() {
 				break fill
 			}
 		}
-		l.commit(batch)
+		l.apply(st, batch, syncq)
+		batch = make([]*request, 0, l.opts.MaxBatch)
 	}
 }
 
-// commit applies and durably writes one batch, then releases its callers.
-func (l *Ledger) commit(reqs []*request) {
-	defer func() {
-		for _, r := range reqs {
+// appendState is the appender's view of the tree, including batches that
+// are applied but not yet synced.
+type appendState struct {
+	size uint64
+	rng  *compact.Range
+}
+
+// pending is an applied batch waiting for its WAL sync.
+type pending struct {
+	b    *pebble.Batch
+	reqs []*request
+	size uint64
+	rng  *compact.Range
+	err  error
+}
+
+// syncer waits for each applied batch's fsync, in order, then publishes the
+// new tree size and root and releases the batch's callers. Nothing is
+// acknowledged, counted in Size or checkpointed before it is durable.
+func (l *Ledger) syncer(q <-chan *pending, done chan<- struct{}) {
+	defer close(done)
+	for p := range q {
+		err := p.err
+		if p.b != nil {
+			if serr := p.b.SyncWait(); serr != nil && err == nil {
+				err = fmt.Errorf("failed to sync batch: %w", serr)
+			}
+			p.b.Close()
+		}
+		if err != nil {
+			l.fail(p.reqs, err)
+		} else if p.rng != nil {
+			root := rootOf(p.rng)
+			l.mu.Lock()
+			l.size, l.root = p.size, root
+			l.mu.Unlock()
+			l.cp.poke()
+		}
+		for _, r := range p.reqs {
 			close(r.done)
 		}
-	}()
+	}
+}
+
+// apply prepares one batch and applies it without waiting for its sync.
+func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) {
+	p := &pending{reqs: reqs}
+	defer func() { syncq <- p }()
 	l.mu.RLock()
-	broken, size := l.broken, l.size
+	broken := l.broken
 	l.mu.RUnlock()
 	if broken != nil {
-		for _, r := range reqs {
-			r.err = broken
-		}
+		p.err = broken
 		return
 	}
 
-	b := l.db.NewIndexedBatch()
-	defer b.Close()
-	// Work on a copy of the right border so a failed commit leaves the
-	// in-memory tree untouched.
-	rng, err := rangeFactory.NewRange(0, l.rng.End(), cloneHashes(l.rng.Hashes()))
+	ob := newOverlayBatch(l.db)
+	b := ob.Batch
+	// Work on a copy of the right border so a failed batch leaves the
+	// appender's tree untouched.
+	rng, err := rangeFactory.NewRange(0, st.rng.End(), cloneHashes(st.rng.Hashes()))
 	if err != nil {
-		l.fail(reqs, err)
+		b.Close()
+		p.err = err
 		return
 	}
+	size := st.size
 	var visitErr error
 	visit := func(id compact.NodeID, hash []byte) {
 		if err := b.Set(nodeKey(id.Level, id.Index), hash, nil); err != nil && visitErr == nil {
@@ -128,7 +185,10 @@ func (l *Ledger) commit(reqs []*request) {
 		}
 	}
 	var keys []WrappedKey
-	live := 0
+	fail := func(err error) {
+		b.Close()
+		p.err = err
+	}
 	for _, r := range reqs {
 		if r.ctx.Err() != nil {
 			// The caller gave up before the record entered the log.
@@ -136,14 +196,14 @@ func (l *Ledger) commit(reqs []*request) {
 			continue
 		}
 		if u := r.rec.Unique; u != nil {
-			v, ok, err := get(b, uniqueKey(u.Key))
+			v, ok, err := get(ob, uniqueKey(u.Key))
 			if err != nil {
-				l.fail(reqs, err)
+				fail(err)
 				return
 			}
 			if ok {
 				if len(v) < 8 {
-					l.fail(reqs, fmt.Errorf("failed to read idempotency row: %w", ErrTampered))
+					fail(fmt.Errorf("failed to read idempotency row: %w", ErrTampered))
 					return
 				}
 				r.res.Seq = binary.BigEndian.Uint64(v)
@@ -159,60 +219,54 @@ func (l *Ledger) commit(reqs []*request) {
 			r.err = fmt.Errorf("failed to append: record carries data keys but the ledger has no key store")
 			continue
 		}
-		e, err := newEntry(size, r.rec)
-		if err != nil {
-			r.err = err
-			continue
-		}
+		e := newEntry(size, r.enc)
+		e.Kind, e.ID, e.Time, e.Unique = r.rec.Kind, r.rec.ID, r.rec.Time.UTC(), r.rec.Unique
 		if err := b.Set(entryKey(size), e.bytes, nil); err != nil {
-			l.fail(reqs, err)
+			fail(err)
 			return
 		}
 		if err := rng.Append(e.leafHash, visit); err != nil {
-			l.fail(reqs, err)
+			fail(err)
 			return
 		}
-		if err := indexEntry(b, e); err != nil {
-			l.fail(reqs, err)
+		if err := indexEntry(ob, e, r.rec.Body); err != nil {
+			fail(err)
 			return
 		}
-		if err := writeSubjects(b, r.rec.Subjects); err != nil {
-			l.fail(reqs, err)
+		if err := writeRows(b, r.rec); err != nil {
+			fail(err)
 			return
 		}
 		keys = append(keys, r.rec.NewKeys...)
 		r.res.Seq = size
 		size++
-		live++
 	}
 	if visitErr != nil {
-		l.fail(reqs, visitErr)
+		fail(visitErr)
 		return
 	}
-	if live == 0 && b.Empty() {
+	if size == st.size && b.Empty() {
+		b.Close()
 		return
 	}
 	if err := b.Set(metaSize, u64(size), nil); err != nil {
-		l.fail(reqs, err)
+		fail(err)
 		return
 	}
 	if len(keys) > 0 {
 		// Keys first: an entry must never be durable without its key. A
 		// crash between the two leaves an unused key, which is harmless.
 		if err := l.opts.KeyStore.PutWrapped(context.Background(), keys); err != nil {
-			l.fail(reqs, fmt.Errorf("failed to store data keys: %w", err))
+			fail(fmt.Errorf("failed to store data keys: %w", err))
 			return
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		l.fail(reqs, fmt.Errorf("failed to commit batch: %w", err))
+	if err := l.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		fail(fmt.Errorf("failed to commit batch: %w", err))
 		return
 	}
-	root := rootOf(rng)
-	l.mu.Lock()
-	l.rng, l.size, l.root = rng, size, root
-	l.mu.Unlock()
-	l.cp.poke()
+	p.b, p.size, p.rng = b, size, rng
+	st.size, st.rng = size, rng
 }
 
 // fail answers every caller of the batch with err and marks the ledger
@@ -226,7 +280,9 @@ func (l *Ledger) fail(reqs []*request, err error) {
 	}
 	l.mu.Unlock()
 	for _, r := range reqs {
-		r.err = err
+		if r.err == nil {
+			r.err = err
+		}
 		r.res = Result{}
 	}
 }

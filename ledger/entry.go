@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -55,6 +56,15 @@ type Record struct {
 	NewKeys []WrappedKey
 	// Subjects are the mutable subject index rows this record adds.
 	Subjects []SubjectRef
+	// State rows are mutable rows outside the tree (principals,
+	// restrictions) written atomically with the entry; a nil Value deletes.
+	State []StateRow
+}
+
+// StateRow is a mutable row in one of the ledger's state tables.
+type StateRow struct {
+	Table, Key string
+	Value      []byte
 }
 
 // Unique is an idempotency key. A record whose key was already appended with
@@ -112,33 +122,49 @@ func (e *Entry) DecodeBody(v any) error {
 	return nil
 }
 
-// newEntry encodes rec as the entry with sequence number seq.
-func newEntry(seq uint64, rec *Record) (*Entry, error) {
+// encodedRecord is a record encoded up to its sequence number. Encoding runs
+// in the caller's goroutine so the single appender only splices in the
+// sequence number and hashes.
+type encodedRecord struct {
+	// tail is everything after `{"v":1,"seq":N`, ending with '}'.
+	tail []byte
+}
+
+// encodeRecord validates rec and encodes every field but the sequence
+// number, in the field order of [Entry].
+func encodeRecord(rec *Record) (encodedRecord, error) {
 	if !rec.Kind.valid() {
-		return nil, fmt.Errorf("failed to encode entry: unknown kind %q", rec.Kind)
+		return encodedRecord{}, fmt.Errorf("failed to encode entry: unknown kind %q", rec.Kind)
 	}
 	if rec.ID == "" || rec.Time.IsZero() {
-		return nil, errors.New("failed to encode entry: id and time are required")
+		return encodedRecord{}, errors.New("failed to encode entry: id and time are required")
 	}
-	body, err := json.Marshal(rec.Body)
+	tail := struct {
+		Kind   Kind      `json:"kind"`
+		ID     string    `json:"id"`
+		Time   time.Time `json:"time"`
+		Policy int       `json:"policy"`
+		Body   any       `json:"body"`
+		Unique *Unique   `json:"unique,omitempty"`
+	}{rec.Kind, rec.ID, rec.Time.UTC(), rec.Policy, rec.Body, rec.Unique}
+	b, err := json.Marshal(tail)
 	if err != nil {
-		return nil, fmt.Errorf("failed to encode %s body: %w", rec.Kind, err)
+		return encodedRecord{}, fmt.Errorf("failed to encode %s entry: %w", rec.Kind, err)
 	}
-	e := &Entry{
-		Version: FormatVersion,
-		Seq:     seq,
-		Kind:    rec.Kind,
-		ID:      rec.ID,
-		Time:    rec.Time.UTC(),
-		Policy:  rec.Policy,
-		Body:    body,
-		Unique:  rec.Unique,
-	}
-	if e.bytes, err = json.Marshal(e); err != nil {
-		return nil, fmt.Errorf("failed to encode entry: %w", err)
-	}
-	e.leafHash = hashLeaf(e.bytes)
-	return e, nil
+	// b is `{"kind":...}`; the entry is `{"v":1,"seq":N,"kind":...}`.
+	b[0] = ','
+	return encodedRecord{tail: b}, nil
+}
+
+// newEntry builds the entry with sequence number seq from an encoded record.
+func newEntry(seq uint64, enc encodedRecord) *Entry {
+	b := make([]byte, 0, len(enc.tail)+32)
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, FormatVersion, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, enc.tail...)
+	return &Entry{Seq: seq, bytes: b, leafHash: hashLeaf(b)}
 }
 
 // DecodeEntry parses stored entry bytes. It fails with an error wrapping

@@ -58,6 +58,43 @@ type writer interface {
 	Delete(key []byte, o *pebble.WriteOptions) error
 }
 
+// overlayBatch is a plain (unindexed) Pebble batch plus a map of the index
+// rows written to it, so the appender can read its own writes without the
+// cost of an indexed batch. Batches applied earlier are visible in the DB.
+type overlayBatch struct {
+	*pebble.Batch
+	db      reader
+	written map[string][]byte // nil value: deleted
+}
+
+func newOverlayBatch(db *pebble.DB) *overlayBatch {
+	return &overlayBatch{Batch: db.NewBatch(), db: db, written: map[string][]byte{}}
+}
+
+func (o *overlayBatch) Get(k []byte) ([]byte, io.Closer, error) {
+	if v, ok := o.written[string(k)]; ok {
+		if v == nil {
+			return nil, nil, pebble.ErrNotFound
+		}
+		return v, io.NopCloser(nil), nil
+	}
+	return o.db.Get(k)
+}
+
+func (o *overlayBatch) Set(k, v []byte, opts *pebble.WriteOptions) error {
+	if k[0] == tagIndex {
+		o.written[string(k)] = append([]byte{}, v...)
+	}
+	return o.Batch.Set(k, v, opts)
+}
+
+func (o *overlayBatch) Delete(k []byte, opts *pebble.WriteOptions) error {
+	if k[0] == tagIndex {
+		o.written[string(k)] = nil
+	}
+	return o.Batch.Delete(k, opts)
+}
+
 // get returns a copy of the value at k, or nil and false.
 func get(r reader, k []byte) ([]byte, bool, error) {
 	v, closer, err := r.Get(k)
@@ -85,8 +122,9 @@ func readTxState(r reader, id string) (*TxState, error) {
 }
 
 // indexEntry writes the derived index rows of e into w, which must be an
-// indexed batch so that earlier entries of the same batch are visible.
-func indexEntry(w writer, e *Entry) error {
+// indexed batch so that earlier entries of the same batch are visible. body
+// is the record's body, the value e's body was encoded from.
+func indexEntry(w writer, e *Entry, body any) error {
 	if e.Unique != nil {
 		v := append(u64(e.Seq), e.Unique.Digest...)
 		if err := w.Set(uniqueKey(e.Unique.Key), v, nil); err != nil {
@@ -95,11 +133,13 @@ func indexEntry(w writer, e *Entry) error {
 	}
 	switch e.Kind {
 	case KindPayment:
-		var p PaymentBody
-		if err := e.DecodeBody(&p); err != nil {
-			return err
+		switch p := body.(type) {
+		case PaymentBody:
+			return indexPayment(w, e.Seq, &p)
+		case *PaymentBody:
+			return indexPayment(w, e.Seq, p)
 		}
-		return indexPayment(w, e.Seq, &p)
+		return fmt.Errorf("failed to index entry: payment body is %T", body)
 	case KindAccess:
 		return w.Set(key(tagIndex, idxAccess, e.Time, e.Seq), nil, nil)
 	case KindReconciliation, KindSubjectRequest:

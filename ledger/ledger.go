@@ -64,7 +64,7 @@ func (o *Options) setDefaults() error {
 		o.MaxBatch = 512
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = discardLogger()
 	}
 	return nil
 }
@@ -340,3 +340,5 @@ func (q quietLogger) Fatalf(format string, args ...any) {
 	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 	os.Exit(1)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -13,8 +13,21 @@ const (
 	subjTxs  = "t"
 )
 
-func writeSubjects(b *pebble.Batch, refs []SubjectRef) error {
-	for _, r := range refs {
+// writeRows writes a record's mutable rows: subject rows and state rows.
+func writeRows(b *pebble.Batch, rec *Record) error {
+	for _, r := range rec.State {
+		k := key(tagState, r.Table, r.Key)
+		var err error
+		if r.Value == nil {
+			err = b.Delete(k, nil)
+		} else {
+			err = b.Set(k, r.Value, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range rec.Subjects {
 		if r.DataKey != "" {
 			if err := b.Set(key(tagSubject, subjKeys, r.Subject, r.DataKey), nil, nil); err != nil {
 				return err

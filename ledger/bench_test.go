@@ -1,0 +1,147 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// benchBody is about 1 KB once encoded, like a sealed payment event.
+type benchBody struct {
+	Pad []byte `json:"pad"`
+}
+
+func benchRecord() Record {
+	pad := make([]byte, 700) // ~940 bytes of base64 plus the envelope
+	rand.Read(pad)
+	return Record{Kind: KindAdmin, ID: newID(), Time: time.Now().UTC(), Policy: 1, Body: benchBody{Pad: pad}}
+}
+
+// BenchmarkAppend measures appends of ~1 KB entries through the group
+// committer with 1, 16 and 64 concurrent callers. Compare with
+// BenchmarkRawPebbleSync/writers=64 from the same run.
+func BenchmarkAppend(b *testing.B) {
+	for _, callers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			var keys testKeys
+			l := openTest(b, b.TempDir(), &keys)
+			defer l.Close()
+			recs := make([]Record, 256)
+			for i := range recs {
+				recs[i] = benchRecord()
+			}
+			var next atomic.Int64
+			b.ResetTimer()
+			runConcurrent(b, callers, func() {
+				i := next.Add(1)
+				r := recs[i%int64(len(recs))]
+				r.ID = fmt.Sprint(i)
+				if _, err := l.Append(context.Background(), r); err != nil {
+					b.Error(err)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
+
+// BenchmarkRawPebbleSync is the baseline: the same bytes written to Pebble
+// as one synced batch per write by 64 concurrent writers, with no tree,
+// indexes or encoding.
+func BenchmarkRawPebbleSync(b *testing.B) {
+	b.Run("writers=64", func(b *testing.B) {
+		db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: quietLogger{discardLogger()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		r := benchRecord()
+		enc, err := encodeRecord(&r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		val := newEntry(0, enc).Bytes()
+		var next atomic.Uint64
+		b.ResetTimer()
+		runConcurrent(b, 64, func() {
+			batch := db.NewBatch()
+			batch.Set(entryKey(next.Add(1)), val, nil)
+			if err := batch.Commit(pebble.Sync); err != nil {
+				b.Error(err)
+			}
+			batch.Close()
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	})
+}
+
+// runConcurrent calls op b.N times in total from n goroutines.
+func runConcurrent(b *testing.B, n int, op func()) {
+	var wg sync.WaitGroup
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				op()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkVerify measures verify's throughput over a ledger of 50k
+// ~1 KB entries.
+func BenchmarkVerify(b *testing.B) {
+	const n = 50000
+	dir := b.TempDir()
+	var keys testKeys
+	l := openTest(b, dir, &keys)
+	recs := make([]Record, 64)
+	for i := range recs {
+		recs[i] = benchRecord()
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > n {
+					return
+				}
+				r := recs[i%64]
+				r.ID = fmt.Sprint(i)
+				if _, err := l.Append(context.Background(), r); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	l.Close()
+	l, err := Open(context.Background(), Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.ResetTimer()
+	for range b.N {
+		rep, err := l.Verify(context.Background(), keys.verifiers(b), nil)
+		if err != nil || rep.Entries != n {
+			b.Fatal(err, rep)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
