@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -118,5 +119,33 @@ func TestWrongMasterKey(t *testing.T) {
 	}
 	if err := InitKeysets(ctx, dir, other); !errors.Is(err, ErrWrongMasterKey) {
 		t.Errorf("InitKeysets with another master on existing keysets = %v, want ErrWrongMasterKey", err)
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	ctx := context.Background()
+	m, _ := newTestMaster(t)
+	path := filepath.Join(t.TempDir(), "dev-source.secret")
+	secret := []byte("whsec_dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IQ")
+	if err := WriteSecretFile(ctx, m, path, "dev source", secret); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, secret) {
+		t.Fatal("secret file holds the secret in clear")
+	}
+	got, err := ReadSecretFile(ctx, m, path, "dev source")
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("ReadSecretFile = %q, %v", got, err)
+	}
+	if _, err := ReadSecretFile(ctx, m, path, "other name"); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("other name: err = %v, want ErrWrongMasterKey", err)
+	}
+	other, _ := newTestMaster(t)
+	if _, err := ReadSecretFile(ctx, other, path, "dev source"); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("other master: err = %v, want ErrWrongMasterKey", err)
 	}
 }

@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +67,15 @@ type Record struct {
 type StateRow struct {
 	Table, Key string
 	Value      []byte
+}
+
+// NewRecordID returns a random 128-bit record id, hex encoded.
+func NewRecordID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // Unique is an idempotency key. A record whose key was already appended with

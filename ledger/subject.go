@@ -41,3 +41,30 @@ func writeRows(b *pebble.Batch, rec *Record) error {
 	}
 	return nil
 }
+
+// SubjectKeys returns the ids of the data keys recorded for subject, in key
+// order.
+func (l *Ledger) SubjectKeys(subject string) ([]string, error) {
+	return l.subjectRows(subjKeys, subject)
+}
+
+// SubjectTransactions returns the ids of the transactions recorded for
+// subject, in id order.
+func (l *Ledger) SubjectTransactions(subject string) ([]string, error) {
+	return l.subjectRows(subjTxs, subject)
+}
+
+func (l *Ledger) subjectRows(table, subject string) ([]string, error) {
+	prefix := key(tagSubject, table, subject)
+	it, err := prefixIter(l.db, prefix)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()[len(prefix):]
+		out = append(out, string(k[:len(k)-1]))
+	}
+	return out, it.Error()
+}

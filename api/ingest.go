@@ -1,0 +1,282 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/paytrail/paytrail/api/webhook"
+	"github.com/paytrail/paytrail/crypto"
+	"github.com/paytrail/paytrail/ledger"
+)
+
+// Sealed field names: the contract's disclosure field names, plus the card
+// fields the masked view decrypts.
+const (
+	fieldCardToken      = "card_token"
+	fieldBIN            = "bin"
+	fieldLast4          = "last4"
+	fieldExpMonth       = "exp_month"
+	fieldExpYear        = "exp_year"
+	fieldFingerprint    = "fingerprint"
+	fieldName           = "cardholder_name"
+	fieldEmail          = "email"
+	fieldCountry        = "billing_country"
+	fieldAddress        = "billing_address"
+	fieldIP             = "ip"
+	fieldRaw            = "raw"
+	digestLabelWebhooks = "webhook body"
+)
+
+// Subject id prefixes. A subject is global, not per merchant.
+const (
+	subjectCard        = "card:"
+	subjectEmail       = "email:"
+	subjectFingerprint = "fingerprint:"
+)
+
+// ingest receives one webhook event. Checks run in the contract's order:
+// unknown source (404), size limit (413), signature (401), content type
+// (415), JSON shape (400). It answers 200 only once the entry is durable.
+func (s *Server) ingest(c *gin.Context) {
+	name := c.Param("source")
+	src, ok := s.sources[name]
+	if !ok {
+		s.abort(c, newError(http.StatusNotFound, "unknown_source", "no webhook source of that name"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.webhookResult(src, "too_large")
+			s.abort(c, newError(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds the size limit"))
+			return
+		}
+		s.abort(c, badRequest("unreadable_body", "could not read the request body"))
+		return
+	}
+	now := s.now()
+	var webhookID string
+	switch src.Scheme {
+	case webhook.SchemeStripe:
+		err = webhook.VerifyStripe(c.Request.Header, body, src.Secrets, src.Tolerance, now)
+	case webhook.SchemeStandard:
+		webhookID, err = webhook.VerifyStandard(c.Request.Header, body, src.Secrets, src.Tolerance, now)
+	default:
+		err = errors.New("unknown scheme")
+	}
+	if err != nil {
+		if errors.Is(err, webhook.ErrSignature) {
+			s.metrics.badSignatures.WithLabelValues(src.Name).Inc()
+			s.webhookResult(src, "bad_signature")
+			s.logBadSignature(src.Name, c.ClientIP())
+		}
+		s.abort(c, err)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(c.ContentType()); c.ContentType() != "" && (err != nil || mt != "application/json") {
+		s.webhookResult(src, "bad_content_type")
+		s.abort(c, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "webhook bodies must be application/json"))
+		return
+	}
+	var ev *webhook.Event
+	if src.Scheme == webhook.SchemeStripe {
+		ev, err = webhook.NormalizeStripe(body, src.DefaultMerchant)
+	} else {
+		ev, err = webhook.NormalizeGeneric(body, src.DefaultMerchant)
+	}
+	if err != nil {
+		s.webhookResult(src, "malformed")
+		s.abort(c, err)
+		return
+	}
+	rec, err := s.paymentRecord(c, src, webhookID, ev, body, now)
+	if err != nil {
+		s.webhookResult(src, "rejected")
+		s.abort(c, err)
+		return
+	}
+	res, err := s.ledger.Append(c, rec)
+	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(res.Seq, body) {
+		// The original was digested under a blind key that has since been
+		// rotated; the bodies are the same.
+		res.Duplicate, err = true, nil
+	}
+	if errors.Is(err, ledger.ErrConflict) {
+		s.webhookResult(src, "conflict")
+		s.recordConflict(c, src.Name, ev.EventID, res.Seq)
+		s.abort(c, err)
+		return
+	}
+	if err != nil {
+		s.webhookResult(src, "error")
+		s.abort(c, err)
+		return
+	}
+	if res.Duplicate {
+		s.webhookResult(src, "duplicate")
+	} else {
+		s.webhookResult(src, "stored")
+	}
+	c.JSON(http.StatusOK, gin.H{"seq": res.Seq, "duplicate": res.Duplicate})
+}
+
+func (s *Server) webhookResult(src Source, result string) {
+	s.metrics.webhooks.WithLabelValues(src.Name, result).Inc()
+}
+
+// badSigLogEvery rate-limits bad-signature log lines to one per source per
+// interval; the metric counts every one.
+const badSigLogEvery = 10 * time.Second
+
+func (s *Server) logBadSignature(source, ip string) {
+	s.badSigMu.Lock()
+	defer s.badSigMu.Unlock()
+	now := time.Now()
+	if now.Sub(s.badSigLast[source]) < badSigLogEvery {
+		s.badSigSuppressed[source]++
+		return
+	}
+	s.log.Warn("webhook signature rejected", "source", source, "origin_ip", ip, "suppressed_since_last", s.badSigSuppressed[source])
+	s.badSigLast[source] = now
+	s.badSigSuppressed[source] = 0
+}
+
+// sameDelivery reports whether the entry at seq was made from body.
+func (s *Server) sameDelivery(seq uint64, body []byte) bool {
+	e, err := s.ledger.Entry(seq)
+	if err != nil || e.Unique == nil {
+		return false
+	}
+	return s.keys.MatchDigest(digestLabelWebhooks, body, e.Unique.Digest)
+}
+
+// recordConflict appends a security entry for a redelivery whose body
+// differs from the original's. Its failure is logged, not answered: the
+// 409 stands either way.
+func (s *Server) recordConflict(c *gin.Context, source, eventID string, seq uint64) {
+	_, err := s.ledger.Append(c, ledger.Record{
+		Kind: ledger.KindSecurity, ID: ledger.NewRecordID(), Time: s.now(), Policy: PolicyVersion,
+		Body: ledger.AdminBody{
+			ActorID: "webhook:" + source, ActorName: source, Action: "webhook.idempotency_conflict",
+			Target:   "event/" + eventID,
+			Details:  map[string]string{"original_seq": strconv.FormatUint(seq, 10)},
+			OriginIP: c.ClientIP(),
+		},
+	})
+	if err != nil {
+		s.log.Error("failed to record idempotency conflict", "source", source, "err", err)
+	}
+}
+
+// paymentRecord tokenizes and seals a normalized event into a ledger record.
+// The clear PAN is used here only to compute the token, BIN and last 4.
+func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev *webhook.Event, body []byte, now time.Time) (ledger.Record, error) {
+	id := ledger.NewRecordID()
+	clear := map[string]string{}
+	var subjects []string
+	if ev.Card.PAN != "" {
+		card, err := s.keys.Tokenize(ev.Card.PAN)
+		if err != nil {
+			return ledger.Record{}, &webhook.FieldError{Field: "card.number", Reason: "not a valid card number"}
+		}
+		clear[fieldCardToken], clear[fieldBIN], clear[fieldLast4] = card.Token, card.BIN, card.Last4
+		subjects = append(subjects, subjectCard+card.Token)
+	} else if ev.Card.Last4 != "" {
+		clear[fieldLast4] = ev.Card.Last4
+	}
+	if ev.Card.Fingerprint != "" {
+		clear[fieldFingerprint] = ev.Card.Fingerprint
+		subjects = append(subjects, subjectFingerprint+s.keys.BlindIndex("fingerprint", ev.Card.Fingerprint))
+	}
+	if ev.Cardholder.Email != "" {
+		clear[fieldEmail] = ev.Cardholder.Email
+		subjects = append(subjects, subjectEmail+s.keys.BlindIndex("email", ev.Cardholder.Email))
+	}
+	if ev.Card.ExpMonth != 0 {
+		clear[fieldExpMonth] = strconv.Itoa(ev.Card.ExpMonth)
+	}
+	if ev.Card.ExpYear != 0 {
+		clear[fieldExpYear] = strconv.Itoa(ev.Card.ExpYear)
+	}
+	setIf(clear, fieldName, ev.Cardholder.Name)
+	setIf(clear, fieldCountry, ev.Cardholder.Country)
+	setIf(clear, fieldAddress, string(ev.Cardholder.Address))
+	setIf(clear, fieldIP, ev.IP)
+	setIf(clear, fieldRaw, string(ev.Raw))
+
+	rec := ledger.Record{
+		Kind: ledger.KindPayment, ID: id, Time: now, Policy: PolicyVersion,
+		Unique: &ledger.Unique{
+			Key:    "webhook/" + src.Name + "/" + ev.EventID,
+			Digest: s.keys.Digest(digestLabelWebhooks, body),
+		},
+	}
+	pb := &ledger.PaymentBody{
+		Source: src.Name, EventID: ev.EventID, WebhookID: webhookID,
+		Type: string(ev.Type), ProcessorType: ev.ProcessorType,
+		TransactionID: ev.TransactionID, AltIDs: ev.AltIDs, MerchantID: ev.MerchantID,
+		Amount: ev.Amount, Currency: ev.Currency, Status: ev.Status, OccurredAt: ev.OccurredAt,
+		Brand: ev.Card.Brand, SADRemoved: ev.SADRemoved,
+	}
+	rec.Body = pb
+	if len(clear) == 0 {
+		return rec, nil
+	}
+	dk, wrapped, err := s.subjectKey(c, subjects)
+	if err != nil {
+		return ledger.Record{}, err
+	}
+	if wrapped != nil {
+		rec.NewKeys = []ledger.WrappedKey{{ID: dk.ID(), Wrapped: wrapped}}
+	}
+	pb.DataKey = dk.ID()
+	pb.Sealed = make(map[string][]byte, len(clear))
+	for f, v := range clear {
+		ct, err := dk.Seal(crypto.AD{Ledger: s.ledger.ID(), Entry: id, Field: f}, []byte(v))
+		if err != nil {
+			return ledger.Record{}, err
+		}
+		pb.Sealed[f] = ct
+	}
+	for _, subj := range subjects {
+		rec.Subjects = append(rec.Subjects, ledger.SubjectRef{Subject: subj, DataKey: dk.ID(), TransactionID: ev.TransactionID})
+	}
+	return rec, nil
+}
+
+func setIf(m map[string]string, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+// subjectKey returns the data key for an event's subjects: an existing live
+// key of the first subject that has one, else a new key (returned with its
+// wrapped bytes, which travel in the record). An event with no subject gets
+// a key of its own.
+func (s *Server) subjectKey(c *gin.Context, subjects []string) (*crypto.DataKey, []byte, error) {
+	for _, subj := range subjects {
+		ids, err := s.ledger.SubjectKeys(subj)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := len(ids) - 1; i >= 0; i-- {
+			dk, err := s.dataKeys.Get(c, ids[i])
+			if errors.Is(err, crypto.ErrDataKeyDestroyed) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			return dk, nil, nil
+		}
+	}
+	return s.dataKeys.New()
+}

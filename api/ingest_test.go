@@ -1,0 +1,193 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/paytrail/paytrail/ledger"
+)
+
+func TestIngestGenericDurableIdempotent(t *testing.T) {
+	h := newHarness(t)
+	body := genericEvent(t, map[string]any{"id": "gen_evt_0001"})
+	r := h.postStandard("msg_1", body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	first := r.json(t)
+	if first["duplicate"] != false {
+		t.Fatalf("first delivery: %s", r.Body)
+	}
+	seq := uint64(first["seq"].(float64))
+
+	// A redelivery (same source, event id and body) adds nothing.
+	size := h.node.Ledger.Size()
+	r = h.postStandard("msg_1", body)
+	if r.Status != http.StatusOK || r.json(t)["duplicate"] != true || uint64(r.json(t)["seq"].(float64)) != seq {
+		t.Fatalf("redelivery: %d %s", r.Status, r.Body)
+	}
+	if h.node.Ledger.Size() != size {
+		t.Fatalf("a redelivery appended an entry")
+	}
+
+	// The same event id with another body: 409, and a security entry.
+	other := genericEvent(t, map[string]any{"id": "gen_evt_0001", "amount": 1})
+	r = h.postStandard("msg_2", other)
+	if r.Status != http.StatusConflict || r.errorCode(t) != "idempotency_conflict" {
+		t.Fatalf("conflict: %d %s", r.Status, r.Body)
+	}
+	last, err := h.node.Ledger.Entry(h.node.Ledger.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Kind != ledger.KindSecurity || !strings.Contains(string(last.Bytes()), "idempotency_conflict") {
+		t.Fatalf("no security entry after a conflict: %s", last.Bytes())
+	}
+
+	// The stored entry: tokenized, sealed, SAD removed, durable across a restart.
+	h.restart()
+	e, err := h.node.Ledger.Entry(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p ledger.PaymentBody
+	if err := e.DecodeBody(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.TransactionID != "pay_0001" || p.Amount != 4550 || p.Currency != "USD" || p.Status != "captured" || !p.SADRemoved || p.WebhookID != "msg_1" {
+		t.Fatalf("stored body %+v", p)
+	}
+	for _, f := range []string{"card_token", "bin", "last4", "cardholder_name", "email", "ip", "raw", "exp_month"} {
+		if len(p.Sealed[f]) == 0 {
+			t.Errorf("field %s not sealed", f)
+		}
+	}
+	if bytes.Contains(e.Bytes(), []byte("555555")) || bytes.Contains(e.Bytes(), []byte("4444")) {
+		t.Fatalf("entry holds card digits in clear: %s", e.Bytes())
+	}
+	h.assertNoCardholderData()
+}
+
+func TestIngestConcurrentRedeliveries(t *testing.T) {
+	h := newHarness(t)
+	body := genericEvent(t, map[string]any{"id": "gen_evt_dup"})
+	size := h.node.Ledger.Size()
+	var wg sync.WaitGroup
+	results := make([]response, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.postStandard(fmt.Sprintf("msg_%d", i), body)
+		}()
+	}
+	wg.Wait()
+	originals := 0
+	for _, r := range results {
+		if r.Status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.Status, r.Body)
+		}
+		if r.json(t)["duplicate"] == false {
+			originals++
+		}
+	}
+	if originals != 1 || h.node.Ledger.Size() != size+1 {
+		t.Fatalf("%d originals, %d new entries; want exactly one", originals, h.node.Ledger.Size()-size)
+	}
+}
+
+func TestIngestStripe(t *testing.T) {
+	h := newHarness(t)
+	for _, f := range []string{"stripe-charge-succeeded.json", "stripe-charge-refunded.json"} {
+		body, err := os.ReadFile("webhook/testdata/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := h.postStripe(body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", f, r.Status, r.Body)
+		}
+	}
+	s, err := h.node.Ledger.Transaction("pi_3QaSampleIntent01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Captured != 2599 || s.Refunded != 1000 || s.Currency != "EUR" || s.MerchantID != "acct_1SampleMerchant" {
+		t.Fatalf("state %+v", s)
+	}
+	if alt, err := h.node.Ledger.Transaction("ch_3QaSampleCharge01"); err != nil || alt.TransactionID != "pi_3QaSampleIntent01" {
+		t.Fatalf("charge id does not find the transaction: %v %v", alt, err)
+	}
+	h.assertNoCardholderData("marta.sample@example.com", "Marta Sample", "Rua Augusta")
+}
+
+func TestIngestRejections(t *testing.T) {
+	h := newHarness(t)
+	good := genericEvent(t, nil)
+	for _, tc := range []struct {
+		name   string
+		do     func() response
+		status int
+		code   string
+	}{
+		{"unknown source", func() response { return h.do("", "POST", "/v1/webhooks/nope", good) }, 404, "unknown_source"},
+		{"no signature", func() response { return h.do("", "POST", "/v1/webhooks/dev", good) }, 401, "invalid_signature"},
+		{"bad signature", func() response {
+			return h.do("", "POST", "/v1/webhooks/dev", good, "webhook-id", "m", "webhook-timestamp", "1", "webhook-signature", "v1,AAAA")
+		}, 401, "invalid_signature"},
+		{"stripe bad signature", func() response {
+			return h.do("", "POST", "/v1/webhooks/stripe", good, "Stripe-Signature", "t=1,v1=00")
+		}, 401, "invalid_signature"},
+		{"too large", func() response { return h.postStandard("m_big", bytes.Repeat([]byte(" "), 1<<20+1)) }, 413, "body_too_large"},
+		{"missing field", func() response {
+			return h.postStandard("m_miss", genericEvent(t, map[string]any{"transaction_id": nil}))
+		}, 400, "invalid_field"},
+		{"bad PAN", func() response {
+			return h.postStandard("m_pan", genericEvent(t, map[string]any{"card": map[string]any{"number": "4111111111111112"}}))
+		}, 400, "invalid_field"},
+		{"not JSON", func() response { return h.postStandard("m_nj", []byte("hello")) }, 400, "malformed_event"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			size := h.node.Ledger.Size()
+			r := tc.do()
+			if r.Status != tc.status || r.errorCode(t) != tc.code {
+				t.Fatalf("got %d %s, want %d %s", r.Status, r.Body, tc.status, tc.code)
+			}
+			if h.node.Ledger.Size() != size {
+				t.Fatalf("a rejected delivery appended an entry")
+			}
+			if strings.Contains(string(r.Body), "4111") {
+				t.Fatalf("error echoes the card number: %s", r.Body)
+			}
+		})
+	}
+	// A wrong content type is 415, after the signature check.
+	body := genericEvent(t, nil)
+	r := h.postStandardRaw("m_ct", body, "text/plain")
+	if r.Status != http.StatusUnsupportedMediaType {
+		t.Fatalf("text/plain: %d %s", r.Status, r.Body)
+	}
+	var metrics bytes.Buffer
+	mr := h.do("", "GET", "/metrics", nil)
+	metrics.Write(mr.Body)
+	if !strings.Contains(metrics.String(), `paytrail_webhook_signature_failures_total{source="dev"} 2`) {
+		t.Fatalf("signature failures not counted:\n%s", grepLines(metrics.String(), "signature"))
+	}
+	h.assertNoCardholderData("4111111111111112")
+}
+
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

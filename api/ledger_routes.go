@@ -1,0 +1,153 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/paytrail/paytrail/ledger"
+)
+
+// publicKey serves the primary checkpoint verifier key, in signed-note
+// verifier-key format, to anyone.
+func (s *Server) publicKey(c *gin.Context) {
+	c.String(http.StatusOK, "%s\n", s.verifiers[0])
+}
+
+// publicKeys serves every checkpoint verifier key, primary first, so
+// checkpoints signed before a key rotation stay verifiable.
+func (s *Server) publicKeys(c *gin.Context) {
+	c.String(http.StatusOK, "%s\n", strings.Join(s.verifiers, "\n"))
+}
+
+func (s *Server) checkpoint(c *gin.Context) {
+	cp, err := s.ledger.LatestCheckpoint()
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", cp)
+}
+
+func (s *Server) checkpointAt(c *gin.Context) {
+	size, err := parseUint(c.Param("size"), "size")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	cp, err := s.ledger.Checkpoint(size)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", cp)
+}
+
+func parseUint(v, name string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, badRequest("invalid_parameter", name+" must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func (s *Server) inclusionProof(c *gin.Context) {
+	seq, err := parseUint(c.Query("seq"), "seq")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	size, err := parseUint(c.Query("tree_size"), "tree_size")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	hashes, err := s.ledger.InclusionProof(seq, size)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	leaf, err := s.ledger.LeafHash(seq)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"leaf_index": seq, "tree_size": size, "leaf_hash": leaf, "hashes": nonNil(hashes)})
+}
+
+func (s *Server) consistencyProof(c *gin.Context) {
+	from, err := parseUint(c.Query("from"), "from")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	to, err := parseUint(c.Query("to"), "to")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	hashes, err := s.ledger.ConsistencyProof(from, to)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"from": from, "to": to, "hashes": nonNil(hashes)})
+}
+
+func nonNil(h [][]byte) [][]byte {
+	if h == nil {
+		return [][]byte{}
+	}
+	return h
+}
+
+// entry serves the exact stored bytes of an entry and their decoded form.
+// It follows merchant scope: payment entries of other merchants answer 404,
+// and access, admin and other non-payment entries need scope "*".
+func (s *Server) entry(c *gin.Context) {
+	a := access{Action: "entry.read", Resource: "entry/" + c.Param("seq")}
+	seq, err := parseUint(c.Param("seq"), "seq")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	e, err := s.ledger.Entry(seq)
+	if err != nil {
+		if err == ledger.ErrNotFound {
+			s.deny(c, a, errNotFound)
+			return
+		}
+		s.abort(c, err)
+		return
+	}
+	p := principal(c)
+	merchant := ""
+	if e.Kind == ledger.KindPayment {
+		var pb ledger.PaymentBody
+		if err := e.DecodeBody(&pb); err != nil {
+			s.abort(c, err)
+			return
+		}
+		merchant = pb.MerchantID
+	}
+	if (merchant == "" && !p.AllMerchants()) || (merchant != "" && !p.InScope(merchant)) {
+		s.deny(c, a, errNotFound)
+		return
+	}
+	if merchant != "" {
+		a.Merchants = []string{merchant}
+	}
+	if _, err := s.recordAccess(c, a, http.StatusOK); err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"seq":       e.Seq,
+		"leaf_hash": e.LeafHash(),
+		"entry":     e.Bytes(),
+		"decoded":   json.RawMessage(e.Bytes()),
+	})
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/paytrail/paytrail/api/auth"
+)
+
+const (
+	auditor = auth.RoleAuditor
+	finance = auth.RoleFinance
+	privacy = auth.RolePrivacy
+	admin   = auth.RoleAdmin
+)
+
+// routes registers every route with the roles allowed to call it
+// (DESIGN.md "HTTP contract"). docs/openapi.yaml documents each one.
+func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(metricsHandler))
+	e.GET("/v1/ledger/public-key", s.publicKey)
+	e.GET("/v1/ledger/public-keys", s.publicKeys)
+	e.POST("/v1/webhooks/:source", s.ingest)
+
+	v1 := e.Group("/v1")
+	v1.GET("/ledger/checkpoint", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpoint)
+	v1.GET("/ledger/checkpoints/:size", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpointAt)
+	v1.GET("/ledger/proofs/inclusion", s.authorize("proof.inclusion", auditor), s.inclusionProof)
+	v1.GET("/ledger/proofs/consistency", s.authorize("proof.consistency", auditor), s.consistencyProof)
+	v1.GET("/entries/:seq", s.authorize("entry.read", auditor), s.entry)
+
+	v1.GET("/transactions", s.authorize("transactions.list", auditor, finance), s.listTransactions)
+	v1.GET("/transactions/:id", s.authorize("transaction.read", auditor, finance), s.getTransaction)
+	v1.POST("/transactions/:id/disclose", s.authorize("transaction.disclose", auditor, privacy), s.disclose)
+	v1.POST("/cards/search", s.authorize("cards.search", auditor, finance), s.searchCard)
+	v1.GET("/access-log", s.authorize("access_log.read", auditor, admin), s.accessLog)
+
+	v1.POST("/reconciliations", s.authorize("reconciliation.create", finance), s.createReconciliation)
+	v1.GET("/reconciliations/:id", s.authorize("reconciliation.read", finance, auditor), s.getReconciliation)
+	v1.GET("/reconciliations/:id/exceptions.csv", s.authorize("reconciliation.read", finance, auditor), s.getReconciliationExceptions)
+
+	v1.POST("/subject-requests", s.authorize("subject_request.create", privacy), s.subjectRequest)
+
+	v1.POST("/principals", s.authorize("principal.create", admin), s.createPrincipal)
+	v1.GET("/principals", s.authorize("principal.list", admin), s.listPrincipals)
+	v1.DELETE("/principals/:id", s.authorize("principal.revoke", admin), s.revokePrincipal)
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz answers 200 while the store is open and accepting appends.
+func (s *Server) readyz(c *gin.Context) {
+	if err := s.ledger.Healthy(); err != nil {
+		s.abort(c, newError(http.StatusServiceUnavailable, "not_ready", "the ledger is not accepting writes"))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "entries": s.ledger.Size()})
+}

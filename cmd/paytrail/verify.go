@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/paytrail/paytrail/ledger"
+	"github.com/paytrail/paytrail/ledger/datadir"
+)
+
+// cmdVerify checks a local data dir (--data) or a remote server (--url).
+// Exit 0: everything agrees; 1: a check failed; 2: usage or I/O error.
+func cmdVerify(ctx context.Context, e env) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	df := addDataFlags(fs, false)
+	url := fs.String("url", "", "server base URL for a remote check")
+	cpFile := fs.String("checkpoint", "", "remote: the trusted checkpoint file (written on first use, replaced on success)")
+	vkey := fs.String("key", "", "remote: the pinned verifier key, as served by /v1/ledger/public-key")
+	token := fs.String("token", "", "remote: bearer token of an auditor (env PAYTRAIL_TOKEN)")
+	if err := fs.Parse(e.args); err != nil {
+		return usageError{err.Error(), ""}
+	}
+	if *url != "" {
+		return verifyRemote(ctx, e, *url, *cpFile, *vkey, first(*token, e.getenv("PAYTRAIL_TOKEN")))
+	}
+	s, err := df.resolve(e)
+	if err != nil {
+		return err
+	}
+	node, err := datadir.Open(ctx, s.datadir(false, true))
+	if err != nil {
+		return explain(err, s)
+	}
+	defer node.Close()
+	verifiers, _, err := node.Verifiers()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	last := start
+	rep, err := node.Ledger.Verify(ctx, verifiers, func(done uint64) {
+		if time.Since(last) > 2*time.Second {
+			fmt.Fprintf(e.stderr, "paytrail: verified %d entries...\n", done)
+			last = time.Now()
+		}
+	})
+	if err != nil {
+		var te *ledger.TamperedError
+		if errors.As(err, &te) {
+			fmt.Fprintf(e.stdout, "FAIL: first bad sequence number %d: %s\n", te.Seq, te.Reason)
+			return exitError{exitFailure, fmt.Errorf("ledger verification failed at sequence number %d", te.Seq)}
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "OK: %d entries, %d checkpoints, %d transactions, %d index rows agree (root %x, %s)\n",
+		rep.Entries, rep.Checkpoints, rep.Transactions, rep.IndexRows, rep.Root, time.Since(start).Round(time.Millisecond))
+	return nil
+}
