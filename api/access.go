@@ -113,4 +113,3 @@ func scopeFilter(p *auth.Principal, requested string) (merchants []string, all b
 	}
 	return p.Merchants, false, true
 }
-

@@ -181,7 +181,6 @@ func TestIngestRejections(t *testing.T) {
 	h.assertNoCardholderData("4111111111111112")
 }
 
-
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {

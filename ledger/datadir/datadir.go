@@ -186,7 +186,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 type keyWriter func(ctx context.Context, keys []ledger.WrappedKey) error
 
-func (f keyWriter) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error { return f(ctx, keys) }
+func (f keyWriter) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error {
+	return f(ctx, keys)
+}
 
 // Verifiers returns the checkpoint verifiers for every signer key.
 func (n *Node) Verifiers() (note.Verifiers, []string, error) {
