@@ -233,7 +233,7 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			fail(err)
 			return
 		}
-		if err := writeRows(b, r.rec); err != nil {
+		if err := writeRows(ob, size, r.rec); err != nil {
 			fail(err)
 			return
 		}

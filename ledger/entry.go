@@ -67,6 +67,10 @@ type Record struct {
 type StateRow struct {
 	Table, Key string
 	Value      []byte
+	// AppendSeq appends the new entry's sequence number (8 bytes, big
+	// endian) to the row's current value instead of writing Value, so a
+	// row can list entries (e.g. [TableCorrections]).
+	AppendSeq bool
 }
 
 // NewRecordID returns a random 128-bit record id, hex encoded.

@@ -82,14 +82,14 @@ func (o *overlayBatch) Get(k []byte) ([]byte, io.Closer, error) {
 }
 
 func (o *overlayBatch) Set(k, v []byte, opts *pebble.WriteOptions) error {
-	if k[0] == tagIndex {
+	if k[0] == tagIndex || k[0] == tagState {
 		o.written[string(k)] = append([]byte{}, v...)
 	}
 	return o.Batch.Set(k, v, opts)
 }
 
 func (o *overlayBatch) Delete(k []byte, opts *pebble.WriteOptions) error {
-	if k[0] == tagIndex {
+	if k[0] == tagIndex || k[0] == tagState {
 		o.written[string(k)] = nil
 	}
 	return o.Batch.Delete(k, opts)

@@ -1,6 +1,5 @@
 package ledger
 
-import "github.com/cockroachdb/pebble/v2"
 
 // Subject rows (mutable, outside the Merkle tree):
 //
@@ -13,12 +12,19 @@ const (
 	subjTxs  = "t"
 )
 
-// writeRows writes a record's mutable rows: subject rows and state rows.
-func writeRows(b *pebble.Batch, rec *Record) error {
+// writeRows writes the mutable rows of rec, appended as entry seq: subject
+// rows and state rows.
+func writeRows(b writer, seq uint64, rec *Record) error {
 	for _, r := range rec.State {
 		k := key(tagState, r.Table, r.Key)
 		var err error
-		if r.Value == nil {
+		if r.AppendSeq {
+			old, _, gerr := get(b, k)
+			if gerr != nil {
+				return gerr
+			}
+			err = b.Set(k, append(old, u64(seq)...), nil)
+		} else if r.Value == nil {
 			err = b.Delete(k, nil)
 		} else {
 			err = b.Set(k, r.Value, nil)
