@@ -360,6 +360,16 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			db.Set(entryKey(5), b, pebble.Sync)
 			db.Set(entryKey(9), a, pebble.Sync)
 		}},
+		{"delete a derived list row", 0, func(db *pebble.DB) {
+			it, _ := db.NewIter(&pebble.IterOptions{LowerBound: key(tagIndex, idxMerchant), UpperBound: prefixEnd(key(tagIndex, idxMerchant))})
+			it.First()
+			k := append([]byte(nil), it.Key()...)
+			it.Close()
+			db.Delete(k, pebble.Sync)
+		}},
+		{"add a stray idempotency row", 0, func(db *pebble.DB) {
+			db.Set(uniqueKey("webhook/dev/forged"), append(u64(3), 'x'), pebble.Sync)
+		}},
 		{"edit a transaction index", 0, func(db *pebble.DB) {
 			v := []byte(strings.Replace(string(mustGet(t, db, txStateKey("pay_0"))), `"amount_captured":102`, `"amount_captured":1`, 1))
 			db.Set(txStateKey("pay_0"), v, pebble.Sync)
