@@ -102,7 +102,7 @@ func OpenMaster(ctx context.Context, cfg MasterConfig) (*Master, error) {
 		}
 		return &Master{kind: "file", aead: localAEAD{a}}, nil
 	case "hcvault":
-		v, err := newVaultAEAD(u, cfg)
+		v, err := openKMSMaster(cfg.URI, cfg)
 		if err != nil {
 			return nil, err
 		}
