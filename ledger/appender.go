@@ -50,6 +50,16 @@ func (l *Ledger) Append(ctx context.Context, rec Record) (Result, error) {
 	select {
 	case <-req.done:
 		return req.res, req.err
+	case <-l.stopped:
+		// Close raced with the enqueue: the appender may have exited
+		// without seeing req. Everything it did see is answered before
+		// stopped closes.
+		select {
+		case <-req.done:
+			return req.res, req.err
+		default:
+			return Result{}, ErrClosed
+		}
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
