@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -103,7 +104,7 @@ func (s *Server) ingest(c *gin.Context) {
 		return
 	}
 	res, err := s.ledger.Append(c, rec)
-	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(res.Seq, body) {
+	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(src, res.Seq, body) {
 		// The original was digested under a blind key that has since been
 		// rotated; the bodies are the same.
 		res.Duplicate, err = true, nil
@@ -149,12 +150,35 @@ func (s *Server) logBadSignature(source, ip string) {
 }
 
 // sameDelivery reports whether the entry at seq was made from body.
-func (s *Server) sameDelivery(seq uint64, body []byte) bool {
+func (s *Server) sameDelivery(src Source, seq uint64, body []byte) bool {
 	e, err := s.ledger.Entry(seq)
 	if err != nil || e.Unique == nil {
 		return false
 	}
-	return s.keys.MatchDigest(digestLabelWebhooks, body, e.Unique.Digest)
+	return s.keys.MatchDigest(digestLabelWebhooks, dedupInput(src, body), e.Unique.Digest)
+}
+
+// dedupInput is what a delivery's idempotency digest covers: the raw body,
+// except that for Stripe the top-level pending_webhooks counter is left
+// out, since Stripe may resend an event with a different count and a retry
+// must not look like a conflicting event.
+func dedupInput(src Source, body []byte) []byte {
+	if src.Scheme != webhook.SchemeStripe {
+		return body
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return body
+	}
+	if _, ok := m["pending_webhooks"]; !ok {
+		return body
+	}
+	delete(m, "pending_webhooks")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return b
 }
 
 // recordConflict appends a security entry for a redelivery whose body
@@ -180,7 +204,10 @@ func (s *Server) recordConflict(c *gin.Context, source, eventID string, seq uint
 func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev *webhook.Event, body []byte, now time.Time) (ledger.Record, error) {
 	id := ledger.NewRecordID()
 	clear := map[string]string{}
-	var subjects []string
+	// subjects are written as rows (primary keys' tokens); lookup also has
+	// the tokens under older keys, so a rotation does not split a
+	// cardholder across data keys.
+	var subjects, lookup []string
 	if ev.Card.PAN != "" {
 		card, err := s.keys.Tokenize(ev.Card.PAN)
 		if err != nil {
@@ -188,16 +215,23 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		}
 		clear[fieldCardToken], clear[fieldBIN], clear[fieldLast4] = card.Token, card.BIN, card.Last4
 		subjects = append(subjects, subjectCard+card.Token)
+		tokens, err := s.keys.Tokens(ev.Card.PAN)
+		if err != nil {
+			return ledger.Record{}, err
+		}
+		lookup = append(lookup, prefixAll(subjectCard, tokens)...)
 	} else if ev.Card.Last4 != "" {
 		clear[fieldLast4] = ev.Card.Last4
 	}
 	if ev.Card.Fingerprint != "" {
 		clear[fieldFingerprint] = ev.Card.Fingerprint
 		subjects = append(subjects, subjectFingerprint+s.keys.BlindIndex("fingerprint", ev.Card.Fingerprint))
+		lookup = append(lookup, prefixAll(subjectFingerprint, s.keys.BlindIndexes("fingerprint", ev.Card.Fingerprint))...)
 	}
 	if ev.Cardholder.Email != "" {
 		clear[fieldEmail] = ev.Cardholder.Email
 		subjects = append(subjects, subjectEmail+s.keys.BlindIndex("email", ev.Cardholder.Email))
+		lookup = append(lookup, prefixAll(subjectEmail, s.keys.BlindIndexes("email", ev.Cardholder.Email))...)
 	}
 	if ev.Card.ExpMonth != 0 {
 		clear[fieldExpMonth] = strconv.Itoa(ev.Card.ExpMonth)
@@ -215,7 +249,7 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		Kind: ledger.KindPayment, ID: id, Time: now, Policy: PolicyVersion,
 		Unique: &ledger.Unique{
 			Key:    "webhook/" + src.Name + "/" + ev.EventID,
-			Digest: s.keys.Digest(digestLabelWebhooks, body),
+			Digest: s.keys.Digest(digestLabelWebhooks, dedupInput(src, body)),
 		},
 	}
 	pb := &ledger.PaymentBody{
@@ -229,7 +263,7 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 	if len(clear) == 0 {
 		return rec, nil
 	}
-	dk, wrapped, err := s.subjectKey(c, subjects)
+	dk, wrapped, err := s.subjectKey(c, lookup)
 	if err != nil {
 		return ledger.Record{}, err
 	}
@@ -249,6 +283,14 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		rec.Subjects = append(rec.Subjects, ledger.SubjectRef{Subject: subj, DataKey: dk.ID(), TransactionID: ev.TransactionID})
 	}
 	return rec, nil
+}
+
+func prefixAll(prefix string, vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = prefix + v
+	}
+	return out
 }
 
 func setIf(m map[string]string, k, v string) {

@@ -190,3 +190,29 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestIngestStripeRetryWithNewPendingCount: Stripe may resend an event with
+// another pending_webhooks count; that is a redelivery, not a conflict.
+func TestIngestStripeRetryWithNewPendingCount(t *testing.T) {
+	h := newHarness(t)
+	body, err := os.ReadFile("webhook/testdata/stripe-charge-succeeded.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.postStripe(body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	retry := bytes.Replace(body, []byte(`"pending_webhooks": 1`), []byte(`"pending_webhooks": 2`), 1)
+	if bytes.Equal(retry, body) {
+		t.Fatal("fixture has no pending_webhooks to change")
+	}
+	r = h.postStripe(retry)
+	if r.Status != http.StatusOK || r.json(t)["duplicate"] != true {
+		t.Fatalf("retry with a new pending count: %d %s", r.Status, r.Body)
+	}
+	changed := bytes.Replace(body, []byte(`"amount": 2599`), []byte(`"amount": 2600`), 1)
+	if r = h.postStripe(changed); r.Status != http.StatusConflict {
+		t.Fatalf("changed amount: %d %s", r.Status, r.Body)
+	}
+}

@@ -9,10 +9,14 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// decodeJSON strictly decodes a JSON request body of at most MaxBody bytes
-// into v: unknown fields, trailing data and wrong types are 400.
+// maxJSONBody caps JSON request bodies of the read and admin API; webhook
+// bodies have their own limit (Config.MaxBody).
+const maxJSONBody = 64 << 10
+
+// decodeJSON strictly decodes a JSON request body of at most maxJSONBody
+// bytes into v: unknown fields, trailing data and wrong types are 400.
 func decodeJSON(c *gin.Context, v any) error {
-	d := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	d := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError

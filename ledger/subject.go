@@ -1,6 +1,5 @@
 package ledger
 
-
 // Subject rows (mutable, outside the Merkle tree):
 //
 //	's' "k" subject data-key-id -> ""   data keys a subject's fields are sealed under

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -28,6 +29,10 @@ type Store struct {
 func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	// Owner-only: the files hold wrapped keys.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create key store dir: %w", err)
 	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger}})
 	if err != nil {
