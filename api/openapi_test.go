@@ -1,0 +1,182 @@
+package api
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// openAPIFile is the OpenAPI document, relative to this package.
+var openAPIFile = filepath.Join("..", "docs", "openapi.yaml")
+
+// openAPIDoc is just enough of an OpenAPI 3.0 document to compare it with
+// the router: its version, its security schemes and, for each path, the
+// operations by lower-case HTTP method.
+type openAPIDoc struct {
+	OpenAPI    string                                 `yaml:"openapi"`
+	Paths      map[string]map[string]openAPIOperation `yaml:"paths"`
+	Components struct {
+		SecuritySchemes map[string]struct {
+			Type   string `yaml:"type"`
+			Scheme string `yaml:"scheme"`
+		} `yaml:"securitySchemes"`
+		Parameters map[string]map[string]any `yaml:"parameters"`
+	} `yaml:"components"`
+}
+
+type openAPIOperation struct {
+	OperationID string           `yaml:"operationId"`
+	Parameters  []map[string]any `yaml:"parameters"`
+	Responses   map[string]any   `yaml:"responses"`
+}
+
+// openAPIMethods are the keys of a path item that are operations; the
+// others (parameters, summary, ...) are not.
+var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// openAPIPath turns a Gin route path into an OpenAPI path template:
+// ":name" segments become "{name}" and "*name" catch-alls become "{name}".
+func openAPIPath(ginPath string) string {
+	segs := strings.Split(ginPath, "/")
+	for i, s := range segs {
+		if len(s) > 1 && (s[0] == ':' || s[0] == '*') {
+			segs[i] = "{" + s[1:] + "}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func TestOpenAPIPath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/healthz", "/healthz"},
+		{"/v1/webhooks/:source", "/v1/webhooks/{source}"},
+		{"/v1/transactions/:id/disclose", "/v1/transactions/{id}/disclose"},
+		{"/v1/reconciliations/:id/exceptions.csv", "/v1/reconciliations/{id}/exceptions.csv"},
+		{"/v1/ledger/checkpoints/:size", "/v1/ledger/checkpoints/{size}"},
+		{"/static/*filepath", "/static/{filepath}"},
+		{"/", "/"},
+		{"/a:b", "/a:b"},
+	} {
+		if got := openAPIPath(tc.in); got != tc.want {
+			t.Errorf("openAPIPath(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func loadOpenAPI(t *testing.T) *openAPIDoc {
+	t.Helper()
+	b, err := os.ReadFile(openAPIFile)
+	if err != nil {
+		t.Fatalf("failed to read the OpenAPI document: %v", err)
+	}
+	var doc openAPIDoc
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("failed to parse %s: %v", openAPIFile, err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.0.") {
+		t.Fatalf("%s: openapi is %q, want 3.0.x", openAPIFile, doc.OpenAPI)
+	}
+	if len(doc.Paths) == 0 {
+		t.Fatalf("%s documents no paths", openAPIFile)
+	}
+	return &doc
+}
+
+// TestOpenAPIMatchesRoutes checks that docs/openapi.yaml documents every
+// route the server registers, and nothing else.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	h := newHarness(t)
+
+	routes := map[string]bool{}
+	for _, r := range h.srv.Routes() {
+		method, path, ok := strings.Cut(r, " ")
+		if !ok {
+			t.Fatalf("Routes() returned %q, want \"METHOD path\"", r)
+		}
+		routes[method+" "+openAPIPath(path)] = true
+	}
+	if len(routes) == 0 {
+		t.Fatal("the server registers no routes")
+	}
+
+	documented := map[string]bool{}
+	for path, item := range doc.Paths {
+		for key := range item {
+			if slices.Contains(openAPIMethods, key) {
+				documented[strings.ToUpper(key)+" "+path] = true
+			}
+		}
+	}
+
+	for _, r := range slices.Sorted(maps.Keys(routes)) {
+		if !documented[r] {
+			t.Errorf("route %s is not documented in %s", r, openAPIFile)
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(documented)) {
+		if !routes[d] {
+			t.Errorf("%s documents %s, which is not a route", openAPIFile, d)
+		}
+	}
+}
+
+// TestOpenAPIOperations checks what a client generator needs of each
+// operation: a unique operationId, at least one response, and a path
+// parameter declared for every {name} in the path. It also checks that
+// bearer authentication is declared.
+func TestOpenAPIOperations(t *testing.T) {
+	doc := loadOpenAPI(t)
+	if s := doc.Components.SecuritySchemes["bearerAuth"]; s.Type != "http" || s.Scheme != "bearer" {
+		t.Errorf("components.securitySchemes.bearerAuth = %+v, want type http, scheme bearer", s)
+	}
+	params := regexp.MustCompile(`\{([^}]+)\}`)
+	ids := map[string]string{}
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			if !slices.Contains(openAPIMethods, method) {
+				continue
+			}
+			where := strings.ToUpper(method) + " " + path
+			if op.OperationID == "" {
+				t.Errorf("%s: no operationId", where)
+			} else if prev, dup := ids[op.OperationID]; dup {
+				t.Errorf("%s: operationId %q is also used by %s", where, op.OperationID, prev)
+			} else {
+				ids[op.OperationID] = where
+			}
+			if len(op.Responses) == 0 {
+				t.Errorf("%s: no responses", where)
+			}
+			for _, m := range params.FindAllStringSubmatch(path, -1) {
+				if !declaresPathParam(doc, op.Parameters, m[1]) {
+					t.Errorf("%s: path parameter %q is not declared", where, m[1])
+				}
+			}
+		}
+	}
+}
+
+// declaresPathParam reports whether params declares the required path
+// parameter name, inline or through a reference to components.parameters.
+func declaresPathParam(doc *openAPIDoc, params []map[string]any, name string) bool {
+	for _, p := range params {
+		if ref, ok := p["$ref"].(string); ok {
+			id, ok := strings.CutPrefix(ref, "#/components/parameters/")
+			if !ok {
+				continue
+			}
+			p = doc.Components.Parameters[id]
+		}
+		if p["in"] == "path" && p["name"] == name && p["required"] == true {
+			return true
+		}
+	}
+	return false
+}
