@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,9 +83,15 @@ func (l *Ledger) checkpointNow() error {
 	if l.cp.signed && size == l.cp.lastSize {
 		return nil
 	}
-	if _, ok, err := get(l.db, checkpointKey(size)); err != nil {
+	if stored, ok, err := get(l.db, checkpointKey(size)); err != nil {
 		return err
 	} else if ok {
+		// After a signer rotation the latest checkpoint must also carry
+		// the new key's signature, or clients pinned to the new key see
+		// nothing until the tree grows.
+		if err := l.cosign(size, stored); err != nil {
+			return err
+		}
 		l.cp.lastSize, l.cp.signed = size, true
 		return nil
 	}
@@ -125,4 +134,34 @@ func (l *Ledger) Checkpoint(size uint64) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return v, nil
+}
+
+// cosign adds the current signer's signature to the stored checkpoint of
+// size if it lacks one. The checkpoint's text and earlier signatures are
+// kept byte for byte.
+func (l *Ledger) cosign(size uint64, stored []byte) error {
+	text, sigs, ok := bytes.Cut(stored, []byte("\n\n"))
+	if !ok {
+		return fmt.Errorf("failed to parse stored checkpoint: %w", ErrTampered)
+	}
+	prefix := "\u2014 " + l.signer.Name() + " "
+	for _, line := range strings.Split(string(sigs), "\n") {
+		b64, found := strings.CutPrefix(line, prefix)
+		if !found {
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err == nil && len(sig) >= 4 && binary.BigEndian.Uint32(sig) == l.signer.KeyHash() {
+			return nil
+		}
+	}
+	fresh, err := note.Sign(&note.Note{Text: string(text) + "\n"}, l.signer)
+	if err != nil {
+		return fmt.Errorf("failed to co-sign checkpoint: %w", err)
+	}
+	newSig := fresh[len(text)+2:]
+	if err := l.db.Set(checkpointKey(size), append(bytes.Clone(stored), newSig...), pebble.Sync); err != nil {
+		return fmt.Errorf("failed to store co-signed checkpoint: %w", err)
+	}
+	return nil
 }

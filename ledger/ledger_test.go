@@ -509,3 +509,33 @@ func crashChild() {
 	}
 	wg.Wait()
 }
+
+// TestSignerRotationCosignsLatest: after the checkpoint key changes, reopening
+// adds the new key's signature to the latest checkpoint, keeping the old one,
+// so clients pinned to either key can verify it.
+func TestSignerRotationCosignsLatest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var oldKeys testKeys
+	l := openTest(t, dir, &oldKeys)
+	if _, err := l.Append(ctx, adminRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+	origin := l.Origin()
+	l.Close()
+	newKeys := newTestKeys(t, origin)
+	l = openTest(t, dir, &newKeys)
+	defer l.Close()
+	cp, err := l.LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]testKeys{"old": oldKeys, "new": newKeys} {
+		if _, err := note.Open(cp, k.verifiers(t)); err != nil {
+			t.Errorf("latest checkpoint does not verify with the %s key: %v\n%s", name, err, cp)
+		}
+	}
+	if _, err := l.Verify(ctx, note.VerifierList(mustVerifier(t, oldKeys.vkey), mustVerifier(t, newKeys.vkey)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
