@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -76,7 +77,7 @@ func (s *Server) deny(c *gin.Context, a access, err error) {
 // access entries (401, 403) before the answer.
 func (s *Server) authorize(action string, roles ...auth.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		a := access{Action: action, Resource: c.Request.Method + " " + c.Request.URL.Path}
+		a := access{Action: action, Resource: requestResource(c)}
 		p, err := s.auth.Authenticate(c, c.Request)
 		if err != nil {
 			if toError(err).Status != http.StatusUnauthorized {
@@ -112,4 +113,33 @@ func scopeFilter(p *auth.Principal, requested string) (merchants []string, all b
 		return nil, true, true
 	}
 	return p.Merchants, false, true
+}
+
+// requestResource names the request for a denial: the route template with
+// its parameters filled in, except that a parameter that could be a card
+// number is redacted (a caller may put anything in a path, and access
+// entries are immutable). Query strings are left out for the same reason.
+func requestResource(c *gin.Context) string {
+	path := c.FullPath()
+	if path == "" {
+		return c.Request.Method + " (unmatched route)"
+	}
+	for _, p := range c.Params {
+		v := p.Value
+		if digitCount(v) >= 12 && looksLikePAN(v) {
+			v = "(redacted)"
+		}
+		path = strings.Replace(path, ":"+p.Key, v, 1)
+	}
+	return c.Request.Method + " " + path
+}
+
+func digitCount(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
 }

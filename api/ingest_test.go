@@ -216,3 +216,21 @@ func TestIngestStripeRetryWithNewPendingCount(t *testing.T) {
 		t.Fatalf("changed amount: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestDeniedRequestsDoNotRecordPANs: a caller can put a card number in any
+// path; denials record the route, never the number.
+func TestDeniedRequestsDoNotRecordPANs(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ as, path string }{
+		{"", "/v1/transactions/" + testPAN},
+		{"admin", "/v1/transactions/" + testPAN},
+		{"auditor", "/v1/entries/" + testPAN},
+		{"", "/v1/entries/" + testPAN},
+	} {
+		if r := h.do(tc.as, "GET", tc.path, nil); r.Status < 400 {
+			t.Fatalf("%s as %q: %d", tc.path, tc.as, r.Status)
+		}
+	}
+	h.restart()
+	h.assertNoCardholderData(testPAN)
+}

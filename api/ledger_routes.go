@@ -108,11 +108,16 @@ func nonNil(h [][]byte) [][]byte {
 // It follows merchant scope: payment entries of other merchants answer 404,
 // and access, admin and other non-payment entries need scope "*".
 func (s *Server) entry(c *gin.Context) {
-	a := access{Action: "entry.read", Resource: "entry/" + c.Param("seq")}
 	seq, err := parseUint(c.Param("seq"), "seq")
 	if err != nil {
 		s.abort(c, err)
 		return
+	}
+	// Name only sequence numbers that exist: an out-of-range number could
+	// be anything, a card number included.
+	a := access{Action: "entry.read", Resource: "entry/(out of range)"}
+	if seq < s.ledger.Size() {
+		a.Resource = "entry/" + strconv.FormatUint(seq, 10)
 	}
 	e, err := s.ledger.Entry(seq)
 	if err != nil {

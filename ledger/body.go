@@ -110,7 +110,9 @@ func (s *TxState) fold(seq uint64, p *PaymentBody) {
 	if !contains(s.Types, p.Type) {
 		s.Types = append(s.Types, p.Type)
 	}
-	if _, ok := p.Sealed["card_token"]; ok {
+	_, hasToken := p.Sealed["card_token"]
+	_, hasLast4 := p.Sealed["last4"]
+	if hasToken || hasLast4 {
 		c := seq
 		s.CardSeq = &c
 	}

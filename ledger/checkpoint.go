@@ -113,6 +113,11 @@ func (l *Ledger) checkpointNow() error {
 
 // LatestCheckpoint returns the most recent signed checkpoint note.
 func (l *Ledger) LatestCheckpoint() ([]byte, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	v, ok, err := get(l.db, metaCheckpoint)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read latest checkpoint: %w", err)
@@ -120,12 +125,21 @@ func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 	if !ok || len(v) != 8 {
 		return nil, ErrNotFound
 	}
-	return l.Checkpoint(binary.BigEndian.Uint64(v))
+	return l.checkpoint(binary.BigEndian.Uint64(v))
 }
 
 // Checkpoint returns the signed checkpoint issued for tree size, or
 // [ErrNotFound] if none was.
 func (l *Ledger) Checkpoint(size uint64) ([]byte, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return l.checkpoint(size)
+}
+
+func (l *Ledger) checkpoint(size uint64) ([]byte, error) {
 	v, ok, err := get(l.db, checkpointKey(size))
 	if err != nil {
 		return nil, fmt.Errorf("failed to read checkpoint: %w", err)

@@ -83,6 +83,11 @@ type Ledger struct {
 	stopped chan struct{}
 	closeMu sync.Once
 
+	// readMu is held (read) by every public read, and (write) by Close
+	// before it closes the store, so a read never touches a closed store.
+	readMu     sync.RWMutex
+	readClosed bool
+
 	mu     sync.RWMutex // guards the fields below
 	size   uint64
 	root   []byte
@@ -278,6 +283,9 @@ func (l *Ledger) Close() error {
 		l.mu.Lock()
 		l.closed = true
 		l.mu.Unlock()
+		l.readMu.Lock()
+		l.readClosed = true
+		l.readMu.Unlock()
 		if cerr := l.db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("failed to close ledger store: %w", cerr)
 		}
@@ -286,8 +294,24 @@ func (l *Ledger) Close() error {
 	return err
 }
 
+// acquire holds the store open for one read; it fails with ErrClosed after
+// Close. Call the returned release when the read is done.
+func (l *Ledger) acquire() (release func(), err error) {
+	l.readMu.RLock()
+	if l.readClosed {
+		l.readMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return l.readMu.RUnlock, nil
+}
+
 // Entry returns the entry with sequence number seq, or [ErrNotFound].
 func (l *Ledger) Entry(seq uint64) (*Entry, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if seq >= l.Size() {
 		return nil, ErrNotFound
 	}
@@ -304,6 +328,15 @@ func (l *Ledger) Entry(seq uint64) (*Entry, error) {
 // Transaction returns the derived state of a transaction by its id or an
 // alternative id (a Stripe charge id), or [ErrNotFound].
 func (l *Ledger) Transaction(id string) (*TxState, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return l.transaction(id)
+}
+
+func (l *Ledger) transaction(id string) (*TxState, error) {
 	s, err := readTxState(l.db, id)
 	if err != nil {
 		return nil, err

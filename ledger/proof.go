@@ -75,6 +75,11 @@ func (l *Ledger) rehash(nodes proof.Nodes) ([][]byte, error) {
 }
 
 func (l *Ledger) nodeHashes(ids []compact.NodeID) ([][]byte, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
 		h, ok, err := get(l.db, nodeKey(id.Level, id.Index))

@@ -60,6 +60,11 @@ func (l *Ledger) SubjectTransactions(subject string) ([]string, error) {
 }
 
 func (l *Ledger) subjectRows(table, subject string) ([]string, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	prefix := key(tagSubject, table, subject)
 	it, err := prefixIter(l.db, prefix)
 	if err != nil {
