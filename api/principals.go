@@ -65,6 +65,11 @@ func (s *Server) listPrincipals(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	// Admin reads are access entries too (PCI DSS 10.2.1.2).
+	if _, err := s.recordAccess(c, access{Action: "principal.list", Resource: "principals"}, http.StatusOK); err != nil {
+		s.abort(c, err)
+		return
+	}
 	items := make([]principalView, 0, len(ps))
 	for _, p := range ps {
 		items = append(items, viewPrincipal(p))

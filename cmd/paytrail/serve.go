@@ -10,12 +10,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/paytrail/paytrail/api"
 	"github.com/paytrail/paytrail/api/auth"
 	"github.com/paytrail/paytrail/api/webhook"
 	"github.com/paytrail/paytrail/crypto"
+	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/datadir"
 )
 
@@ -57,6 +59,9 @@ func cmdServe(ctx context.Context, e env) error {
 		Sources: sources, Logger: logger, TrustedProxies: s.file.TrustedProxies,
 	})
 	if err != nil {
+		return err
+	}
+	if err := recordStart(ctx, node); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", s.addr)
@@ -117,4 +122,30 @@ func devSource(ctx context.Context, e env, node *datadir.Node) (api.Source, erro
 		return api.Source{}, err
 	}
 	return api.Source{Name: "dev", Scheme: webhook.SchemeStandard, Secrets: []string{string(secret)}, Tolerance: 5 * time.Minute}, nil
+}
+
+// recordStart appends an admin entry naming the keys in force (ids and
+// primaries, never material), so every key rotation, made offline with
+// `paytrail keys rotate`, is on the ledger from the next start on.
+func recordStart(ctx context.Context, node *datadir.Node) error {
+	details := map[string]string{"master_key": node.Master.String()}
+	for _, ks := range node.Keys.Status() {
+		var ids []string
+		for _, k := range ks.Keys {
+			id := k.ID
+			if k.Primary {
+				id += "(primary)"
+			}
+			ids = append(ids, id)
+		}
+		details["keyset_"+ks.Name] = strings.Join(ids, ",")
+	}
+	_, err := node.Ledger.Append(ctx, ledger.Record{
+		Kind: ledger.KindAdmin, ID: ledger.NewRecordID(), Time: time.Now().UTC(), Policy: api.PolicyVersion,
+		Body: ledger.AdminBody{ActorID: "system", ActorName: "paytrail serve", Action: "service.start", Details: details},
+	})
+	if err != nil {
+		return fmt.Errorf("failed to record service start: %w", err)
+	}
+	return nil
 }
