@@ -103,6 +103,16 @@ func (s *Server) ingest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	if len(rec.NewKeys) > 0 {
+		// The key before the entry: an entry must never be durable without
+		// its key. Handlers store keys concurrently, sharing fsyncs, instead
+		// of the single appender doing it for a whole batch.
+		if err := s.keyStore.PutWrapped(c, rec.NewKeys); err != nil {
+			s.webhookResult(src, "error")
+			s.abort(c, err)
+			return
+		}
+	}
 	res, err := s.ledger.Append(c, rec)
 	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(src, res.Seq, body) {
 		// The original was digested under a blind key that has since been

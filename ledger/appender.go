@@ -194,7 +194,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			visitErr = err
 		}
 	}
-	var keys []WrappedKey
 	fail := func(err error) {
 		b.Close()
 		p.err = err
@@ -225,10 +224,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				continue
 			}
 		}
-		if len(r.rec.NewKeys) > 0 && l.opts.KeyStore == nil {
-			r.err = fmt.Errorf("failed to append: record carries data keys but the ledger has no key store")
-			continue
-		}
 		e := newEntry(size, r.enc)
 		e.Kind, e.ID, e.Time, e.Unique = r.rec.Kind, r.rec.ID, r.rec.Time.UTC(), r.rec.Unique
 		if err := b.Set(entryKey(size), e.bytes, nil); err != nil {
@@ -247,7 +242,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			fail(err)
 			return
 		}
-		keys = append(keys, r.rec.NewKeys...)
 		r.res.Seq = size
 		size++
 	}
@@ -262,14 +256,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 	if err := b.Set(metaSize, u64(size), nil); err != nil {
 		fail(err)
 		return
-	}
-	if len(keys) > 0 {
-		// Keys first: an entry must never be durable without its key. A
-		// crash between the two leaves an unused key, which is harmless.
-		if err := l.opts.KeyStore.PutWrapped(context.Background(), keys); err != nil {
-			fail(fmt.Errorf("failed to store data keys: %w", err))
-			return
-		}
 	}
 	if err := l.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		fail(fmt.Errorf("failed to commit batch: %w", err))

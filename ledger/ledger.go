@@ -27,10 +27,6 @@ type Options struct {
 	// called once, after the ledger id is known. Nil opens the ledger
 	// without a checkpointer (read-only tools such as verify).
 	Signer func(origin string) (note.Signer, error)
-	// KeyStore receives the wrapped data keys carried by records, before the
-	// batch holding those records is committed. Nil rejects records with
-	// NewKeys.
-	KeyStore KeyWriter
 	// CheckpointInterval is how often a checkpoint is signed while entries
 	// arrive. The default value is one second.
 	CheckpointInterval time.Duration
@@ -45,12 +41,6 @@ type Options struct {
 	// FS overrides the filesystem (tests use Pebble's crash-simulating
 	// vfs.NewMem). Nil is the OS filesystem.
 	FS pebbleFS
-}
-
-// KeyWriter is the subject key store as the appender uses it.
-type KeyWriter interface {
-	// PutWrapped durably stores wrapped data keys before returning.
-	PutWrapped(ctx context.Context, keys []WrappedKey) error
 }
 
 func (o *Options) setDefaults() error {

@@ -161,17 +161,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("failed to create ledger dir: %w", err)
 		}
 	}
-	var ks *keystore.Store
-	opts.KeyStore = keyWriter(func(ctx context.Context, keys []ledger.WrappedKey) error {
-		return ks.PutWrapped(ctx, keys)
-	})
 	if n.Ledger, err = ledger.Open(ctx, opts); err != nil {
 		return nil, err
 	}
 	if cfg.ReadOnly {
 		return n, nil
 	}
-	if ks, err = keystore.Open(filepath.Join(n.Dir, "keys"), cfg.Logger); err != nil {
+	ks, err := keystore.Open(filepath.Join(n.Dir, "keys"), cfg.Logger)
+	if err != nil {
 		n.Ledger.Close()
 		return nil, err
 	}
@@ -182,12 +179,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.DataKeys = crypto.NewDataKeys(n.Keys, ks, size)
 	return n, nil
-}
-
-type keyWriter func(ctx context.Context, keys []ledger.WrappedKey) error
-
-func (f keyWriter) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error {
-	return f(ctx, keys)
 }
 
 // Verifiers returns the checkpoint verifiers for every signer key.

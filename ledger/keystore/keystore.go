@@ -46,8 +46,8 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func dataKey(id string) []byte { return append([]byte("k"), id...) }
 
-// PutWrapped durably stores wrapped keys (one synced batch). It implements
-// ledger.KeyWriter.
+// PutWrapped durably stores wrapped keys (one synced batch). Concurrent
+// callers share fsyncs.
 func (s *Store) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error {
 	b := s.db.NewBatch()
 	defer b.Close()
