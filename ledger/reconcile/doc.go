@@ -79,6 +79,25 @@
 // So matched rows add the same to both sides, and the difference between
 // the sides is accounted for by the exceptions.
 //
+// # The ledger, and storing runs
+//
+// [NewSnapshot] implements [Ledger] over a consistent snapshot of a
+// *ledger.Ledger: transactions come from its derived transaction state (by
+// id, or by alt id such as a Stripe charge id) and captures from its
+// per-merchant index of capture times. It also lists captured ids without
+// loading each transaction, so missing_in_report loads only the few
+// transactions the report did not name.
+//
+// [RunAndStore] is what the API and `paytrail reconcile` call: it hashes
+// the report as it streams, runs against a [Snapshot] (so the run sees the
+// ledger as of one tree size, recorded as LedgerSize), and appends the run
+// as one ledger.KindReconciliation entry whose body is a [RunBody]: the
+// report's SHA-256 and size, format, operator and scope, the summary, at
+// most [MaxStoredExceptions] exceptions, their total count and the SHA-256
+// of the complete exceptions CSV. The entry's record id is the run id;
+// [LoadRun] reads a run back and [RunBody.VisibleTo] decides who may see it.
+// A run that fails stores nothing.
+//
 // # Memory
 //
 // Run keeps one map entry per distinct in-scope transaction of the report (a
@@ -86,6 +105,8 @@
 // bytes), the set of merchants, one total per currency and at most
 // Options.MaxExceptions exceptions; rows themselves are streamed. A report
 // of a million rows against a ledger of a million transactions peaks below
-// 100 MB of RSS for this package (BenchmarkRun1M). Options.OnException
-// receives every exception as it is found, for callers that keep them all.
+// 100 MB of RSS for this package (BenchmarkRun1M), and at about 140 MB for
+// the whole process through RunAndStore on a real Pebble ledger
+// (BenchmarkEndToEnd1M). Options.OnException receives every exception as it
+// is found, for callers that keep them all.
 package reconcile

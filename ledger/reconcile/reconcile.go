@@ -39,6 +39,14 @@ type Ledger interface {
 	CapturedBetween(ctx context.Context, merchant string, from, to time.Time, fn func(Tx) error) error
 }
 
+// capturedIDLister is an optional extension of [Ledger]: CapturedBetween
+// listing only transaction ids, without loading each transaction. When the
+// Ledger has it, missing_in_report loads only the transactions the report
+// did not name by their id, rather than every capture of the period.
+type capturedIDLister interface {
+	CapturedIDsBetween(ctx context.Context, merchant string, from, to time.Time, fn func(id string) error) error
+}
+
 // Kind is the kind of an [Exception].
 type Kind string
 
@@ -151,6 +159,9 @@ type Summary struct {
 	// ExceptionsTruncated reports that Exceptions holds fewer than counted.
 	ExceptionsTruncated bool   `json:"exceptions_truncated"`
 	Period              Period `json:"period"`
+	// Merchants are the merchants of the in-scope rows, sorted: the
+	// merchants whose ledger data the run read.
+	Merchants []string `json:"merchants"`
 }
 
 // AllMatched reports whether every row matched and no ledger transaction is
@@ -248,6 +259,11 @@ func Run(ctx context.Context, l Ledger, r *Reader, opts Options) (*Summary, erro
 		}
 	}
 	rn.sum.Skipped = r.Skipped()
+	rn.sum.Merchants = make([]string, 0, len(rn.merchants))
+	for m := range rn.merchants {
+		rn.sum.Merchants = append(rn.sum.Merchants, m)
+	}
+	slices.Sort(rn.sum.Merchants) // deterministic order, also for missingInReport
 	if err := rn.missingInReport(ctx); err != nil {
 		return nil, err
 	}
@@ -492,52 +508,72 @@ func (rn *runner) missingInReport(ctx context.Context) error {
 		to = rn.maxAt.Add(time.Nanosecond)
 	}
 	rn.sum.Period = Period{From: from.UTC(), To: to.UTC()}
-	if len(rn.merchants) == 0 || from.IsZero() || to.IsZero() || !from.Before(to) {
+	if len(rn.sum.Merchants) == 0 || from.IsZero() || to.IsZero() || !from.Before(to) {
 		return nil
 	}
-	merchants := make([]string, 0, len(rn.merchants))
-	for m := range rn.merchants {
-		merchants = append(merchants, m)
-	}
-	slices.Sort(merchants) // deterministic exception order
-	for _, m := range merchants {
-		n := 0
-		err := rn.l.CapturedBetween(ctx, m, from, to, func(tx Tx) error {
-			if n++; n%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if tx.MerchantID != m {
-				return nil // not ours to report; never disclose another merchant's
-			}
-			// A transaction captured in the period owes the report a charge
-			// row; a refund or chargeback row alone does not settle that.
-			if rn.seen[keyOf(tx.TransactionID)]&seenCharge != 0 {
-				return nil
-			}
-			for _, id := range tx.AltIDs {
+	for _, m := range rn.sum.Merchants {
+		var err error
+		if il, ok := rn.l.(capturedIDLister); ok {
+			err = il.CapturedIDsBetween(ctx, m, from, to, func(id string) error {
+				// The common case, a charge row named it by its id, needs no
+				// lookup; the rest is decided by notInReport.
 				if rn.seen[keyOf(id)]&seenCharge != 0 {
 					return nil
 				}
-			}
-			if tx.Captured != 0 {
-				t := rn.total(tx.Currency)
-				sum, ok := addInt64(t.Ledger, tx.Captured)
-				if !ok {
-					return fmt.Errorf("failed to total ledger amounts in %s: overflow", tx.Currency)
+				tx, found, err := rn.l.Transaction(ctx, id)
+				if err != nil {
+					return err
 				}
-				t.Ledger = sum
-			}
-			return rn.emit(Exception{
-				Kind:          KindMissingInReport,
-				TransactionID: tx.TransactionID,
-				Ledger:        &LedgerSide{Amount: tx.Captured, Currency: tx.Currency, Status: tx.Status},
+				if !found {
+					return fmt.Errorf("ledger lists a capture it cannot find")
+				}
+				return rn.notInReport(m, tx)
 			})
-		})
+		} else {
+			n := 0
+			err = rn.l.CapturedBetween(ctx, m, from, to, func(tx Tx) error {
+				if n++; n%1024 == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+				}
+				return rn.notInReport(m, tx)
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("failed to list captured transactions: %w", err)
 		}
 	}
 	return nil
+}
+
+// notInReport reports tx, a transaction of merchant m captured within the
+// period, as missing_in_report unless a charge row named it.
+func (rn *runner) notInReport(m string, tx Tx) error {
+	if tx.MerchantID != m {
+		return nil // not ours to report; never disclose another merchant's
+	}
+	// A transaction captured in the period owes the report a charge row; a
+	// refund or chargeback row alone does not settle that.
+	if rn.seen[keyOf(tx.TransactionID)]&seenCharge != 0 {
+		return nil
+	}
+	for _, id := range tx.AltIDs {
+		if rn.seen[keyOf(id)]&seenCharge != 0 {
+			return nil
+		}
+	}
+	if tx.Captured != 0 {
+		t := rn.total(tx.Currency)
+		sum, ok := addInt64(t.Ledger, tx.Captured)
+		if !ok {
+			return fmt.Errorf("failed to total ledger amounts in %s: overflow", tx.Currency)
+		}
+		t.Ledger = sum
+	}
+	return rn.emit(Exception{
+		Kind:          KindMissingInReport,
+		TransactionID: tx.TransactionID,
+		Ledger:        &LedgerSide{Amount: tx.Captured, Currency: tx.Currency, Status: tx.Status},
+	})
 }
