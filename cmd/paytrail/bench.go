@@ -57,8 +57,8 @@ func cmdBench(ctx context.Context, e env) error {
 	merchants := fs.Int("merchants", 5, "number of distinct merchants")
 	cards := fs.Int("cards", 50, "number of distinct cards (cardholders)")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
-	if err := fs.Parse(e.args[1:]); err != nil {
-		return usageError{err.Error(), ""}
+	if err := parseFlags(fs, e.args[1:]); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		return usageError{fmt.Sprintf("bench ingest takes no arguments, got %q", fs.Arg(0)), ""}

@@ -27,8 +27,8 @@ func cmdKeys(ctx context.Context, e env) error {
 	case "init":
 		masterOut = fs.String("master-key-out", "", "write a new production master key file here (mode 0600) and exit")
 	}
-	if err := fs.Parse(e.args[1:]); err != nil {
-		return usageError{err.Error(), ""}
+	if err := parseFlags(fs, e.args[1:]); err != nil {
+		return err
 	}
 	if masterOut != nil && *masterOut != "" {
 		if err := crypto.CreateMasterFile(*masterOut); err != nil {

@@ -16,6 +16,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -123,6 +124,9 @@ func report(e env, err error) int {
 		}
 		return exitUsage
 	}
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
 	if errors.Is(err, errSilent) {
 		return exitFailure
 	}
@@ -139,6 +143,21 @@ func report(e env, err error) int {
 	}
 	return exitUsage
 }
+
+// parseFlags parses a command's flags. -h prints the flags and ends the
+// command successfully (errHelp); any other parse error is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usageError{err.Error(), ""}
+	}
+	return nil
+}
+
+// errHelp ends a command that printed its help: exit 0.
+var errHelp = errors.New("help requested")
 
 // errSilent ends a command with exit 1 after it printed its own findings.
 var errSilent = errors.New("failed")

@@ -32,8 +32,8 @@ func cmdPrincipal(ctx context.Context, e env) error {
 		role = fs.String("role", "", "auditor, finance, privacy or admin (required)")
 		merchants = fs.String("merchants", "", "comma-separated merchant ids, or '*' (required)")
 	}
-	if err := fs.Parse(e.args[1:]); err != nil {
-		return usageError{err.Error(), ""}
+	if err := parseFlags(fs, e.args[1:]); err != nil {
+		return err
 	}
 	s, err := df.resolve(e)
 	if err != nil {

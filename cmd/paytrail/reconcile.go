@@ -39,11 +39,8 @@ func cmdReconcile(ctx context.Context, e env) error {
 		fmt.Fprintln(e.stderr, "usage: paytrail reconcile --data DIR --format generic|stripe [--out exceptions.csv] [--merchant-default M] [--from T --to T] FILE")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(e.args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err.Error(), ""}
+	if err := parseFlags(fs, e.args); err != nil {
+		return err
 	}
 	if *format != reconcile.FormatGeneric && *format != reconcile.FormatStripe {
 		return usageError{"reconcile needs --format generic or --format stripe", ""}

@@ -25,8 +25,8 @@ func cmdServe(ctx context.Context, e env) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	df := addDataFlags(fs, true)
-	if err := fs.Parse(e.args); err != nil {
-		return usageError{err.Error(), ""}
+	if err := parseFlags(fs, e.args); err != nil {
+		return err
 	}
 	s, err := df.resolve(e)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"fmt"
 	"time"
 
@@ -21,8 +23,8 @@ func cmdVerify(ctx context.Context, e env) error {
 	cpFile := fs.String("checkpoint", "", "remote: the trusted checkpoint file (written on first use, replaced on success)")
 	vkey := fs.String("key", "", "remote: the pinned verifier key, as served by /v1/ledger/public-key")
 	token := fs.String("token", "", "remote: bearer token of an auditor (env PAYTRAIL_TOKEN)")
-	if err := fs.Parse(e.args); err != nil {
-		return usageError{err.Error(), ""}
+	if err := parseFlags(fs, e.args); err != nil {
+		return err
 	}
 	if *url != "" {
 		return verifyRemote(ctx, e, *url, *cpFile, *vkey, first(*token, e.getenv("PAYTRAIL_TOKEN")))
@@ -30,6 +32,13 @@ func cmdVerify(ctx context.Context, e env) error {
 	s, err := df.resolve(e)
 	if err != nil {
 		return err
+	}
+	if _, err := os.Stat(filepath.Join(s.data, "ledger")); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(s.data); err != nil {
+			return explain(err, s)
+		}
+		fmt.Fprintf(e.stdout, "OK: no ledger in %s yet (0 entries)\n", s.data)
+		return nil
 	}
 	node, err := datadir.Open(ctx, s.datadir(false, true))
 	if err != nil {
