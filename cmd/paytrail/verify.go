@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
-	"fmt"
 	"time"
 
 	"github.com/paytrail/paytrail/ledger"
