@@ -2,10 +2,12 @@ package api
 
 import (
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -34,6 +36,9 @@ type openAPIOperation struct {
 	OperationID string           `yaml:"operationId"`
 	Parameters  []map[string]any `yaml:"parameters"`
 	Responses   map[string]any   `yaml:"responses"`
+	// Status is "planned" for an operation whose handler is still a stub
+	// answering 501, and empty otherwise.
+	Status string `yaml:"x-paytrail-status"`
 }
 
 // openAPIMethods are the keys of a path item that are operations; the
@@ -179,4 +184,63 @@ func declaresPathParam(doc *openAPIDoc, params []map[string]any, name string) bo
 		}
 	}
 	return false
+}
+
+// openAPIProbeCallers are the callers TestOpenAPIStatusesMatchServer sends
+// each request as: no token, then the harness principals of every role and
+// a scoped auditor.
+var openAPIProbeCallers = []string{"", "auditor", "auditor_m1", "finance", "privacy", "admin"}
+
+// openAPIProbePath fills an OpenAPI path template with values that name
+// nothing in a fresh ledger, except that numbers are small.
+func openAPIProbePath(path string) string {
+	return regexp.MustCompile(`\{([^}]+)\}`).ReplaceAllStringFunc(path, func(p string) string {
+		switch p {
+		case "{seq}", "{size}":
+			return "1"
+		}
+		return "nosuch"
+	})
+}
+
+// TestOpenAPIStatusesMatchServer sends every documented operation, without
+// a body or query parameters, as every kind of caller to a real server,
+// and checks that each status it answers is one the document lists for
+// that operation. It also checks the implementation status: an operation
+// is marked x-paytrail-status: planned exactly when it documents 501 and
+// the server answers 501 to some caller, so a stub cannot be documented as
+// implemented, nor an implemented operation left marked planned.
+func TestOpenAPIStatusesMatchServer(t *testing.T) {
+	doc := loadOpenAPI(t)
+	h := newHarness(t)
+	for _, path := range slices.Sorted(maps.Keys(doc.Paths)) {
+		for _, method := range openAPIMethods {
+			op, ok := doc.Paths[path][method]
+			if !ok {
+				continue
+			}
+			where := strings.ToUpper(method) + " " + path
+			_, documents501 := op.Responses["501"]
+			planned := op.Status == "planned"
+			if op.Status != "" && !planned {
+				t.Errorf("%s: x-paytrail-status is %q, want planned or nothing", where, op.Status)
+			}
+			if planned != documents501 {
+				t.Errorf("%s: x-paytrail-status planned is %v but a 501 answer is documented: %v", where, planned, documents501)
+			}
+			answered501 := false
+			for _, as := range openAPIProbeCallers {
+				r := h.do(as, strings.ToUpper(method), openAPIProbePath(path), nil)
+				if r.Status == http.StatusNotImplemented {
+					answered501 = true
+				}
+				if _, ok := op.Responses[strconv.Itoa(r.Status)]; !ok {
+					t.Errorf("%s as %q: the server answered %d, which is not documented: %s", where, as, r.Status, r.Body)
+				}
+			}
+			if answered501 != planned {
+				t.Errorf("%s: the server answers 501 to some caller: %v, but x-paytrail-status planned is %v", where, answered501, planned)
+			}
+		}
+	}
 }
