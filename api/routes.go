@@ -25,7 +25,7 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	e.GET("/v1/ledger/public-keys", s.publicKeys)
 	e.POST("/v1/webhooks/:source", s.ingest)
 
-	v1 := e.Group("/v1")
+	v1 := e.Group("/v1", noStore)
 	v1.GET("/ledger/checkpoint", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpoint)
 	v1.GET("/ledger/checkpoints/:size", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpointAt)
 	v1.GET("/ledger/proofs/inclusion", s.authorize("proof.inclusion", auditor), s.inclusionProof)
@@ -60,4 +60,11 @@ func (s *Server) readyz(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "entries": s.ledger.Size()})
+}
+
+// noStore keeps every /v1 answer out of shared and browser caches: most of
+// them carry ledger or cardholder-linked data.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
 }
