@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"github.com/paytrail/paytrail/crypto"
 	"strings"
 )
 
@@ -112,7 +113,7 @@ func hasLuhnRun(s string) bool {
 				continue
 			}
 		}
-		if n >= 13 && n <= len(buf) && luhnValid(buf[:n]) {
+		if n >= 13 && n <= len(buf) && isPAN(buf[:n]) {
 			return true
 		}
 		n = 0
@@ -120,22 +121,11 @@ func hasLuhnRun(s string) bool {
 	return false
 }
 
-// luhnValid reports whether the ASCII digits pass the Luhn (mod 10) check.
-func luhnValid(digits []byte) bool {
-	sum := 0
-	double := false
-	for i := len(digits) - 1; i >= 0; i-- {
-		d := int(digits[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
+// isPAN reports whether the digits are a valid card number: the same
+// length and Luhn rules crypto applies before tokenizing.
+func isPAN(digits []byte) bool {
+	_, err := crypto.NormalizePAN(string(digits))
+	return err == nil
 }
 
 func countDigits(s string) int {
