@@ -56,6 +56,11 @@
 //     refund, the charged-back amount for a chargeback.
 //   - matched.
 //
+// Rows that are single movements (Row.Movement: Stripe lists each partial
+// refund and dispute as its own row) are summed per transaction and type,
+// and the sum is compared after the last row; every row of the sum gets its
+// outcome, and the same movement twice is duplicate_in_report.
+//
 // After the last row, missing_in_report lists every ledger transaction of
 // the merchants of the in-scope rows captured within the period that no
 // charge row named (by its id or an alt id): a refund or chargeback row for

@@ -93,6 +93,13 @@ type Row struct {
 	Amount int64
 	// SettledAt is when the processor settled the row, in UTC.
 	SettledAt time.Time
+	// Movement is set for a refund or chargeback row that is one movement
+	// among possibly several of the transaction (Stripe lists each partial
+	// refund as its own row, named by source_id): such rows are summed per
+	// transaction before they are compared with the ledger's cumulative
+	// amount. It is empty for rows that carry the cumulative amount
+	// (generic reports).
+	Movement string
 }
 
 // Reader streams the rows of a settlement report. It holds one line in
@@ -423,6 +430,9 @@ func (r *Reader) stripe(rec []string, line int) (row Row, ok bool, err error) {
 		}
 	}
 	row.SettledAt = t.UTC()
+	if typ != TypeCharge {
+		row.Movement = strings.Clone(src)
+	}
 	return row, true, nil
 }
 

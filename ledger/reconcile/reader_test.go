@@ -187,8 +187,8 @@ func TestReaderStripe(t *testing.T) {
 				"txn_6,2026-11-22 10:04:31,eur,19.99,0.53,19.46,charge,py_1,,,\n",
 			want: []Row{
 				{Line: 2, TransactionID: "pi_1", AltIDs: []string{"ch_1"}, MerchantID: "m_main", Type: TypeCharge, Currency: "USD", Amount: 4550, SettledAt: at},
-				{Line: 4, TransactionID: "pi_1", AltIDs: []string{"ch_1"}, MerchantID: "acct_x", Type: TypeRefund, Currency: "USD", Amount: 500, SettledAt: at},
-				{Line: 6, TransactionID: "ch_2", MerchantID: "m_main", Type: TypeChargeback, Currency: "JPY", Amount: 1500, SettledAt: at},
+				{Line: 4, TransactionID: "pi_1", AltIDs: []string{"ch_1"}, MerchantID: "acct_x", Type: TypeRefund, Currency: "USD", Amount: 500, SettledAt: at, Movement: "re_1"},
+				{Line: 6, TransactionID: "ch_2", MerchantID: "m_main", Type: TypeChargeback, Currency: "JPY", Amount: 1500, SettledAt: at, Movement: "du_1"},
 				{Line: 7, TransactionID: "py_1", MerchantID: "m_main", Type: TypeCharge, Currency: "EUR", Amount: 1999, SettledAt: at},
 			},
 		},

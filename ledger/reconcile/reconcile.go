@@ -233,6 +233,8 @@ func Run(ctx context.Context, l Ledger, r *Reader, opts Options) (*Summary, erro
 		opts:      opts,
 		maxEx:     max(maxEx, 0),
 		seen:      make(map[idKey]uint8),
+		movements: make(map[idKey]struct{}),
+		partial:   make(map[partialKey]*partialSum),
 		merchants: make(map[string]struct{}),
 		totals:    make(map[string]*Total),
 		sum:       &Summary{Exceptions: []Exception{}},
@@ -257,6 +259,9 @@ func Run(ctx context.Context, l Ledger, r *Reader, opts Options) (*Summary, erro
 		if opts.Progress != nil && rn.sum.Rows%progressEvery == 0 {
 			opts.Progress(rn.sum.Rows)
 		}
+	}
+	if err := rn.settleMovements(); err != nil {
+		return nil, err
 	}
 	rn.sum.Skipped = r.Skipped()
 	rn.sum.Merchants = make([]string, 0, len(rn.merchants))
@@ -319,6 +324,27 @@ type runner struct {
 	totals    map[string]*Total
 	// minAt and maxAt are the settled_at range of the in-scope rows.
 	minAt, maxAt time.Time
+	// movements and partial hold the refund and chargeback rows that are
+	// individual movements (Row.Movement): they are summed per transaction
+	// and type and compared once the report is read. Only such rows are
+	// kept, so memory grows with the number of partial movements, not rows.
+	movements map[idKey]struct{}
+	partial   map[partialKey]*partialSum
+	order     []*partialSum // first-line order, for deterministic output
+}
+
+type partialKey struct {
+	tx  idKey
+	typ string
+}
+
+// partialSum is the running sum of one transaction's movements of a type.
+type partialSum struct {
+	tx     Tx
+	typ    string
+	sum    int64
+	rows   []Row
+	ledger int64
 }
 
 func (rn *runner) total(cur string) *Total {
@@ -441,6 +467,9 @@ func (rn *runner) row(ctx context.Context, row Row) error {
 	}
 
 	bit, id := seenBit(row.Type), keyOf(key)
+	if row.Movement != "" {
+		return rn.movement(row, id, bit, found, ledgerTx, ledgerAmount)
+	}
 	seen := rn.seen[id]
 	if seen&bit != 0 {
 		return rn.emit(rowException(KindDuplicateInReport, row, ledgerTx, ledgerAmount))
@@ -471,6 +500,71 @@ func (rn *runner) row(ctx context.Context, row Row) error {
 		return nil
 	}
 	return rn.emit(rowException(k, row, ledgerTx, ledgerAmount))
+}
+
+// movement handles a refund or chargeback row that is one of possibly
+// several movements: the same movement twice is a duplicate; otherwise its
+// amount joins the transaction's sum, compared in settleMovements.
+func (rn *runner) movement(row Row, id idKey, bit uint8, found bool, tx *Tx, ledgerAmount int64) error {
+	mk := keyOf("movement\x00" + row.Movement)
+	if _, dup := rn.movements[mk]; dup {
+		return rn.emit(rowException(KindDuplicateInReport, row, tx, ledgerAmount))
+	}
+	rn.movements[mk] = struct{}{}
+	rn.seen[id] |= bit
+	if !found {
+		return rn.emit(rowException(KindMissingInLedger, row, nil, 0))
+	}
+	pk := partialKey{tx: id, typ: row.Type}
+	p, ok := rn.partial[pk]
+	if !ok {
+		p = &partialSum{tx: *tx, typ: row.Type, ledger: ledgerAmount}
+		rn.partial[pk] = p
+		rn.order = append(rn.order, p)
+	}
+	sum, ok := addInt64(p.sum, row.Amount)
+	if !ok {
+		return &LineError{Line: row.Line, Reason: "amount overflows the transaction's total"}
+	}
+	p.sum = sum
+	row.AltIDs = nil
+	p.rows = append(p.rows, row)
+	return nil
+}
+
+// settleMovements compares each transaction's summed movements with the
+// ledger's cumulative amount. Every row of a sum gets the sum's outcome:
+// all matched, or one exception per row (report side: the row's own
+// amount; ledger side: the cumulative amount).
+func (rn *runner) settleMovements() error {
+	for _, p := range rn.order {
+		if p.ledger != 0 {
+			t := rn.total(p.tx.Currency)
+			sum, ok := addInt64(t.Ledger, signed(p.typ, p.ledger))
+			if !ok {
+				return fmt.Errorf("failed to total ledger amounts: overflow")
+			}
+			t.Ledger = sum
+		}
+		var k Kind
+		switch {
+		case p.tx.Currency != p.rows[0].Currency:
+			k = KindCurrencyMismatch
+		case p.ledger == 0 && !statusAllows(p.typ, p.tx.Status):
+			k = KindStatusMismatch
+		case p.ledger != p.sum:
+			k = KindAmountMismatch
+		default:
+			rn.sum.Counts.Matched += len(p.rows)
+			continue
+		}
+		for _, row := range p.rows {
+			if err := rn.emit(rowException(k, row, &p.tx, p.ledger)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // statusAllows reports whether a transaction in status may have had a

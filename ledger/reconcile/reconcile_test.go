@@ -551,3 +551,49 @@ func TestSummaryJSON(t *testing.T) {
 		t.Errorf("empty summary JSON %s", b)
 	}
 }
+
+// TestRunStripePartialRefunds: Stripe lists each partial refund as its own
+// row; their sum is compared with the ledger's cumulative refunded amount.
+func TestRunStripePartialRefunds(t *testing.T) {
+	const hdr = "balance_transaction_id,created_utc,currency,gross,reporting_category,source_id,charge_id,payment_intent_id\n"
+	created := ts("2026-11-22T10:04:31Z")
+	l := newFakeLedger(
+		Tx{TransactionID: "pi_a", AltIDs: []string{"ch_a"}, MerchantID: "m", Currency: "USD", Status: "refunded", Captured: 5000, Refunded: 1500, CapturedAt: created},
+		Tx{TransactionID: "pi_b", MerchantID: "m", Currency: "USD", Status: "refunded", Captured: 2000, Refunded: 900, CapturedAt: created},
+	)
+	in := hdr +
+		"txn_1,2026-11-22 10:04:31,usd,50.00,charge,ch_a,ch_a,pi_a\n" +
+		"txn_2,2026-11-22 10:04:31,usd,-10.00,refund,re_1,ch_a,pi_a\n" +
+		"txn_3,2026-11-22 10:04:31,usd,-5.00,refund,re_2,ch_a,pi_a\n" +
+		"txn_3,2026-11-22 10:04:31,usd,-5.00,refund,re_2,ch_a,pi_a\n" + // the same movement twice
+		"txn_4,2026-11-22 10:04:31,usd,20.00,charge,ch_b,ch_b,pi_b\n" +
+		"txn_5,2026-11-22 10:04:31,usd,-4.00,refund,re_3,ch_b,pi_b\n" +
+		"txn_6,2026-11-22 10:04:31,usd,-4.00,refund,re_4,ch_b,pi_b\n" // sums to 8.00, ledger says 9.00
+	r, err := NewReader(FormatStripe, strings.NewReader(in), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Run(context.Background(), l, r, Options{InScope: AllMerchants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Counts.Matched != 4 || s.Counts.DuplicateInReport != 1 || s.Counts.AmountMismatch != 2 {
+		t.Fatalf("counts %+v, want 4 matched (2 charges, 2 partial refunds of pi_a), 1 duplicate, 2 mismatched refunds of pi_b", s.Counts)
+	}
+	var lines []int
+	for _, ex := range s.Exceptions {
+		if ex.Kind == KindAmountMismatch {
+			lines = append(lines, ex.Line)
+			if ex.Ledger == nil || ex.Ledger.Amount != 900 || ex.Report == nil || ex.Report.Amount != 400 {
+				t.Errorf("exception %s: want ledger 900 (cumulative) and report 400 (the row)", dump(ex))
+			}
+		}
+	}
+	if !slices.Equal(lines, []int{7, 8}) {
+		t.Errorf("amount mismatches on lines %v, want [7 8]", lines)
+	}
+	// Report totals include the duplicate row (every in-scope row counts).
+	if tot := s.Totals["USD"]; tot.Report != 7000-2800 || tot.Ledger != 7000-2400 {
+		t.Errorf("totals %+v", tot)
+	}
+}
