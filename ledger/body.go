@@ -86,13 +86,36 @@ type TxState struct {
 	CardSeq       *uint64   `json:"card_seq,omitempty"`
 }
 
+// foldInput is what one payment entry contributes to its transaction's
+// state. It is also stored as the entry's 'e' index row, so verify can
+// re-fold every transaction from one sequential scan of the index.
+type foldInput struct {
+	Type       string    `json:"t"`
+	Merchant   string    `json:"m"`
+	Amount     int64     `json:"a"`
+	Currency   string    `json:"c,omitempty"`
+	Status     string    `json:"s,omitempty"`
+	OccurredAt time.Time `json:"o"`
+	AltIDs     []string  `json:"x,omitempty"`
+	Card       bool      `json:"k,omitempty"`
+}
+
+func foldInputOf(p *PaymentBody) *foldInput {
+	_, hasToken := p.Sealed["card_token"]
+	_, hasLast4 := p.Sealed["last4"]
+	return &foldInput{
+		Type: p.Type, Merchant: p.MerchantID, Amount: p.Amount, Currency: p.Currency, Status: p.Status,
+		OccurredAt: p.OccurredAt.UTC(), AltIDs: p.AltIDs, Card: hasToken || hasLast4,
+	}
+}
+
 // fold applies one payment entry to the state. Amounts follow the event
 // semantics: refunds and chargebacks carry cumulative amounts (Stripe's
 // amount_refunded), so the latest value wins.
-func (s *TxState) fold(seq uint64, p *PaymentBody) {
+func (s *TxState) fold(seq uint64, txid string, p *foldInput) {
 	if s.TransactionID == "" {
-		s.TransactionID = p.TransactionID
-		s.MerchantID = p.MerchantID
+		s.TransactionID = txid
+		s.MerchantID = p.Merchant
 		s.FirstSeen = p.OccurredAt
 	}
 	for _, id := range p.AltIDs {
@@ -110,9 +133,7 @@ func (s *TxState) fold(seq uint64, p *PaymentBody) {
 	if !contains(s.Types, p.Type) {
 		s.Types = append(s.Types, p.Type)
 	}
-	_, hasToken := p.Sealed["card_token"]
-	_, hasLast4 := p.Sealed["last4"]
-	if hasToken || hasLast4 {
+	if p.Card {
 		c := seq
 		s.CardSeq = &c
 	}

@@ -19,6 +19,7 @@ import (
 //	'i' "c" merchant captured_at txid -> ""         captures per merchant, for reconciliation
 //	'i' "A" time seq         -> ""                  access entries by time
 //	'i' "r" entry id         -> seq(8)              reconciliation runs and subject requests by id
+//	'i' "e" txid seq         -> foldInput JSON      each payment entry's contribution to its transaction
 const (
 	idxUnique   = "u"
 	idxTx       = "t"
@@ -28,12 +29,21 @@ const (
 	idxCaptured = "c"
 	idxAccess   = "A"
 	idxByID     = "r"
+	idxTxEntry  = "e"
 )
 
 func uniqueKey(k string) []byte   { return key(tagIndex, idxUnique, k) }
 func txStateKey(id string) []byte { return key(tagIndex, idxTx, id) }
 func altKey(id string) []byte     { return key(tagIndex, idxAlt, id) }
 func byIDKey(id string) []byte    { return key(tagIndex, idxByID, id) }
+
+func txEntryKey(txid string, seq uint64) []byte { return key(tagIndex, idxTxEntry, txid, seq) }
+
+// txEntryRow returns the 'e' row of payment entry seq.
+func txEntryRow(seq uint64, p *PaymentBody) (k, v []byte, err error) {
+	v, err = json.Marshal(foldInputOf(p))
+	return txEntryKey(p.TransactionID, seq), v, err
+}
 
 func listKeys(s *TxState) [][]byte {
 	ks := [][]byte{
@@ -167,7 +177,14 @@ func indexPayment(w writer, seq uint64, p *PaymentBody) error {
 			return err
 		}
 	}
-	s.fold(seq, p)
+	ek, ev, err := txEntryRow(seq, p)
+	if err != nil {
+		return err
+	}
+	if err := w.Set(ek, ev, nil); err != nil {
+		return err
+	}
+	s.fold(seq, p.TransactionID, foldInputOf(p))
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -211,15 +228,11 @@ func refoldTx(r reader, stored *TxState) (*TxState, error) {
 		if !bytes.HasPrefix(v, entryPrefix(nil, seq)) || json.Unmarshal(v, &e) != nil {
 			return nil, &TamperedError{Seq: seq, Reason: "entry bytes do not decode"}
 		}
-		p := e.Body.PaymentBody
+		p := e.Body.payment()
 		if e.Kind != KindPayment || p.TransactionID != stored.TransactionID {
 			return nil, &TamperedError{Seq: seq, Reason: "transaction index names an entry of another transaction"}
 		}
-		p.Sealed = make(map[string][]byte, len(e.Body.Sealed))
-		for f := range e.Body.Sealed {
-			p.Sealed[f] = nil
-		}
-		s.fold(seq, &p)
+		s.fold(seq, p.TransactionID, foldInputOf(&p))
 	}
 	return s, nil
 }
@@ -229,6 +242,16 @@ func refoldTx(r reader, stored *TxState) (*TxState, error) {
 type lightPayment struct {
 	PaymentBody
 	Sealed map[string]present `json:"sealed"`
+}
+
+// payment returns the body with the sealed field names (and nil values).
+func (lp *lightPayment) payment() PaymentBody {
+	p := lp.PaymentBody
+	p.Sealed = make(map[string][]byte, len(lp.Sealed))
+	for f := range lp.Sealed {
+		p.Sealed[f] = nil
+	}
+	return p
 }
 
 // present decodes any JSON value into nothing.

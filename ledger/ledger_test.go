@@ -370,6 +370,11 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"add a stray idempotency row", 0, func(db *pebble.DB) {
 			db.Set(uniqueKey("webhook/dev/forged"), append(u64(3), 'x'), pebble.Sync)
 		}},
+		{"edit a payment entry row", 0, func(db *pebble.DB) {
+			k := txEntryKey("pay_0", 2)
+			v := []byte(strings.Replace(string(mustGet(t, db, k)), `"a":102`, `"a":1`, 1))
+			db.Set(k, v, pebble.Sync)
+		}},
 		{"edit a transaction index", 0, func(db *pebble.DB) {
 			v := []byte(strings.Replace(string(mustGet(t, db, txStateKey("pay_0"))), `"amount_captured":102`, `"amount_captured":1`, 1))
 			db.Set(txStateKey("pay_0"), v, pebble.Sync)
@@ -537,5 +542,35 @@ func TestSignerRotationCosignsLatest(t *testing.T) {
 	}
 	if _, err := l.Verify(ctx, note.VerifierList(mustVerifier(t, oldKeys.vkey), mustVerifier(t, newKeys.vkey)), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVerifyAllKinds appends one entry of every kind with realistic bodies
+// and checks that verify accepts them.
+func TestVerifyAllKinds(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	l := openTest(t, t.TempDir(), &keys)
+	defer l.Close()
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	recs := []Record{
+		paymentRecord("pay_1", TypeCaptured, 100, at),
+		{Kind: KindAccess, ID: newID(), Time: at, Policy: 1, Body: AccessBody{ActorID: "p", Action: "transaction.read", Result: "success", Status: 200}},
+		{Kind: KindSecurity, ID: newID(), Time: at, Policy: 1, Body: AdminBody{ActorID: "webhook:dev", Action: "webhook.idempotency_conflict"}},
+		{Kind: KindSubjectRequest, ID: newID(), Time: at, Policy: 1, Body: SubjectRequestBody{Kind: "restrict", Reference: "r1"}, Unique: &Unique{Key: "subject-request/r1", Digest: []byte("d")}},
+		{Kind: KindReconciliation, ID: newID(), Time: at, Policy: 1, Body: map[string]any{"status": 3, "summary": map[string]int{"matched": 1}}},
+		adminRecord(1),
+	}
+	for _, r := range recs {
+		if _, err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := l.Verify(ctx, keys.verifiers(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != uint64(len(recs)) || rep.Transactions != 1 {
+		t.Fatalf("report %+v", rep)
 	}
 }
