@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 	"strconv"
@@ -26,7 +27,6 @@ type VerifyReport struct {
 	Root         []byte
 
 	payments     uint64   // payment entries with a transaction id
-	foldedTxs    uint64   // entries listed by transaction rows
 	expectedRows msetHash // per-entry index rows the entries produce
 }
 
@@ -52,13 +52,50 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 	if ok {
 		want = binary.BigEndian.Uint64(size)
 	}
-	if err := l.verifyTree(ctx, snap, want, verifiers, progress, rep); err != nil {
-		return nil, err
+	// The two passes read disjoint key ranges of one snapshot, so they run
+	// on two cores; their results meet in the final comparison.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idx := &indexReport{}
+	idxErr := make(chan error, 1)
+	go func() {
+		err := verifyIndexes(ctx, snap, idx)
+		if err != nil {
+			cancel()
+		}
+		idxErr <- err
+	}()
+	treeErr := l.verifyTree(ctx, snap, want, verifiers, progress, rep)
+	if treeErr != nil {
+		cancel()
 	}
-	if err := verifyIndexes(ctx, snap, rep); err != nil {
-		return nil, err
+	ierr := <-idxErr
+	// A tampered entry is the more precise finding: report it first.
+	if treeErr != nil && !(errors.Is(treeErr, context.Canceled) && ierr != nil) {
+		return nil, treeErr
+	}
+	if ierr != nil {
+		return nil, ierr
+	}
+	rep.IndexRows, rep.Transactions = idx.rows, idx.transactions
+	if idx.entryRows != rep.expectedRows {
+		return nil, &TamperedError{Reason: "index rows (idempotency keys, access or run ids, payment entry rows) differ from what the entries produce"}
+	}
+	// Every payment entry sits in exactly one transaction row: each listed
+	// seq came from a payment entry row of that transaction, and the
+	// totals agree.
+	if idx.folded != rep.payments {
+		return nil, &TamperedError{Reason: fmt.Sprintf("transaction rows list %d payment entries, the ledger has %d", idx.folded, rep.payments)}
 	}
 	return rep, nil
+}
+
+// indexReport is what the index pass finds, compared with the tree pass's
+// expectations once both are done.
+type indexReport struct {
+	rows, transactions int
+	folded             uint64
+	entryRows          msetHash
 }
 
 type snapReader interface {
@@ -320,7 +357,7 @@ func containsSeq(s []uint64, seq uint64) bool {
 // produce: pass one summed the rows each entry should have into a multiset
 // hash, this pass sums the rows that exist, and the two must be equal. That
 // catches missing, altered and extra rows without a random read per row.
-func verifyIndexes(ctx context.Context, r snapReader, rep *VerifyReport) error {
+func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 	it, err := prefixIter(r, []byte{tagIndex})
 	if err != nil {
 		return err
@@ -333,12 +370,12 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *VerifyReport) error {
 	}
 	defer folds.close()
 	for valid := it.First(); valid; valid = it.Next() {
-		if rep.IndexRows%4096 == 0 {
+		if rep.rows%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		rep.IndexRows++
+		rep.rows++
 		k := it.Key()
 		if len(k) < 4 || k[2] != 0 {
 			return &TamperedError{Reason: "malformed index key"}
@@ -353,7 +390,7 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *VerifyReport) error {
 			if err != nil {
 				return err
 			}
-			rep.foldedTxs += uint64(len(stored.Seqs))
+			rep.folded += uint64(len(stored.Seqs))
 			if !sameState(got, &stored) {
 				return &TamperedError{Seq: stored.Seqs[0], Reason: "transaction state does not match its entries"}
 			}
@@ -363,7 +400,7 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *VerifyReport) error {
 			for _, id := range got.AltIDs {
 				expectedTxRows.add(altKey(id), []byte(got.TransactionID))
 			}
-			rep.Transactions++
+			rep.transactions++
 		case idxList, idxMerchant, idxCaptured, idxAlt:
 			actualTxRows.add(k, it.Value())
 		default:
@@ -376,18 +413,10 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *VerifyReport) error {
 	if err := folds.finish(); err != nil {
 		return err
 	}
-	if actualEntryRows != rep.expectedRows {
-		return &TamperedError{Reason: "index rows (idempotency keys, access or run ids) differ from what the entries produce"}
-	}
 	if actualTxRows != expectedTxRows {
 		return &TamperedError{Reason: "transaction list or alternative id rows differ from the transaction states"}
 	}
-	// Every payment entry sits in exactly one transaction row: each listed
-	// seq was checked to be a payment of that transaction, listed once (the
-	// re-fold requires increasing seqs), and the totals agree.
-	if rep.foldedTxs != rep.payments {
-		return &TamperedError{Reason: fmt.Sprintf("transaction rows list %d payment entries, the ledger has %d", rep.foldedTxs, rep.payments)}
-	}
+	rep.entryRows = actualEntryRows
 	return nil
 }
 
