@@ -36,10 +36,10 @@ func (s *Server) recordAccess(c *gin.Context, a access, status int) (uint64, err
 	p := principal(c)
 	body := ledger.AccessBody{
 		Action:    a.Action,
-		Resource:  a.Resource,
+		Resource:  redactPANs(a.Resource),
 		Merchants: a.Merchants,
 		Purpose:   a.Purpose,
-		Reason:    a.Justification,
+		Reason:    redactPANs(a.Justification),
 		Result:    "success",
 		Status:    status,
 		OriginIP:  c.ClientIP(),

@@ -64,6 +64,8 @@ func toError(err error) *Error {
 		return errNotFound
 	case errors.Is(err, ledger.ErrBadRange):
 		return badRequest("invalid_range", "tree size or index out of range")
+	case errors.Is(err, ledger.ErrMerchantConflict):
+		return newError(http.StatusConflict, "transaction_merchant_conflict", "this transaction id already belongs to another merchant")
 	case errors.Is(err, ledger.ErrConflict):
 		return newError(http.StatusConflict, "idempotency_conflict", "this event id was already received with a different body")
 	case errors.Is(err, ledger.ErrClosed), errors.Is(err, context.DeadlineExceeded):

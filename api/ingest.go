@@ -121,7 +121,13 @@ func (s *Server) ingest(c *gin.Context) {
 	}
 	if errors.Is(err, ledger.ErrConflict) {
 		s.webhookResult(src, "conflict")
-		s.recordConflict(c, src.Name, ev.EventID, res.Seq)
+		s.recordSecurityEvent(c, src.Name, "webhook.idempotency_conflict", ev.EventID, map[string]string{"original_seq": strconv.FormatUint(res.Seq, 10)})
+		s.abort(c, err)
+		return
+	}
+	if errors.Is(err, ledger.ErrMerchantConflict) {
+		s.webhookResult(src, "merchant_conflict")
+		s.recordSecurityEvent(c, src.Name, "webhook.transaction_merchant_conflict", ev.EventID, map[string]string{"transaction_id": ev.TransactionID, "merchant_id": ev.MerchantID})
 		s.abort(c, err)
 		return
 	}
@@ -191,27 +197,37 @@ func dedupInput(src Source, body []byte) []byte {
 	return b
 }
 
-// recordConflict appends a security entry for a redelivery whose body
-// differs from the original's. Its failure is logged, not answered: the
-// 409 stands either way.
-func (s *Server) recordConflict(c *gin.Context, source, eventID string, seq uint64) {
+// recordSecurityEvent appends a security entry for a rejected delivery (an
+// event id reused with another body, a transaction id claimed by a second
+// merchant). Its failure is logged, not answered: the 409 stands either way.
+func (s *Server) recordSecurityEvent(c *gin.Context, source, action, eventID string, details map[string]string) {
 	_, err := s.ledger.Append(c, ledger.Record{
 		Kind: ledger.KindSecurity, ID: ledger.NewRecordID(), Time: s.now(), Policy: PolicyVersion,
 		Body: ledger.AdminBody{
-			ActorID: "webhook:" + source, ActorName: source, Action: "webhook.idempotency_conflict",
-			Target:   "event/" + eventID,
-			Details:  map[string]string{"original_seq": strconv.FormatUint(seq, 10)},
-			OriginIP: c.ClientIP(),
+			ActorID: "webhook:" + source, ActorName: source, Action: action,
+			Target: "event/" + eventID, Details: details, OriginIP: c.ClientIP(),
 		},
 	})
 	if err != nil {
-		s.log.Error("failed to record idempotency conflict", "source", source, "err", err)
+		s.log.Error("failed to record security event", "source", source, "action", action, "err", err)
 	}
 }
 
 // paymentRecord tokenizes and seals a normalized event into a ledger record.
 // The clear PAN is used here only to compute the token, BIN and last 4.
 func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev *webhook.Event, body []byte, now time.Time) (ledger.Record, error) {
+	// Status, type and brand are stored in clear and are never numbers: a
+	// sender that put a card number there gets 400, never an entry holding
+	// it. Identifiers are stored as sent: a numeric 13-19 digit id (Adyen's
+	// pspReference, say) passes the Luhn check one time in ten, so refusing
+	// Luhn-valid ids would refuse real payments.
+	for _, f := range []struct{ name, value string }{
+		{"status", ev.Status}, {"type", ev.ProcessorType}, {"card.brand", ev.Card.Brand},
+	} {
+		if hasPAN(f.value) {
+			return ledger.Record{}, &webhook.FieldError{Field: f.name, Reason: "holds a card number"}
+		}
+	}
 	id := ledger.NewRecordID()
 	clear := map[string]string{}
 	// subjects are written as rows (primary keys' tokens); lookup also has

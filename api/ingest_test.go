@@ -234,3 +234,48 @@ func TestDeniedRequestsDoNotRecordPANs(t *testing.T) {
 	h.restart()
 	h.assertNoCardholderData(testPAN)
 }
+
+// TestIngestRejectsPANsInClearFields: status is stored in clear and never a
+// number, so a card number there is refused, never stored. (Identifiers are
+// stored as sent; see paymentRecord.)
+func TestIngestRejectsPANsInClearFields(t *testing.T) {
+	h := newHarness(t)
+	for i, f := range []string{"status"} {
+		size := h.node.Ledger.Size()
+		r := h.postStandard(fmt.Sprintf("m_pan_%d", i), genericEvent(t, map[string]any{f: "4111111111111111"}))
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), f) {
+			t.Errorf("%s holding a PAN: %d %s", f, r.Status, r.Body)
+		}
+		if h.node.Ledger.Size() != size {
+			t.Errorf("%s holding a PAN: an entry was appended", f)
+		}
+	}
+	// Query values reach access entries: they are redacted there.
+	for _, q := range []string{"/v1/transactions?status=4111111111111111", "/v1/transactions?merchant_id=4111111111111111", "/v1/access-log?actor=4111111111111111"} {
+		h.do("auditor", "GET", q, nil)
+	}
+	h.restart()
+	h.assertNoCardholderData("4111111111111111")
+}
+
+// TestIngestTransactionOfAnotherMerchant: a transaction id is one merchant's;
+// another merchant's event with the same id is refused and recorded, never
+// merged into the first merchant's transaction.
+func TestIngestTransactionOfAnotherMerchant(t *testing.T) {
+	h := newHarness(t)
+	if r := h.postStandard("m_a", genericEvent(t, map[string]any{"transaction_id": "order-1"})); r.Status != http.StatusOK {
+		t.Fatalf("first: %d %s", r.Status, r.Body)
+	}
+	r := h.postStandard("m_b", genericEvent(t, map[string]any{"transaction_id": "order-1", "merchant_id": "m_other", "amount": 99999}))
+	if r.Status != http.StatusConflict || r.errorCode(t) != "transaction_merchant_conflict" {
+		t.Fatalf("second merchant: %d %s", r.Status, r.Body)
+	}
+	s, err := h.node.Ledger.Transaction("order-1")
+	if err != nil || s.MerchantID != "m_bookshop" || s.Captured != 4550 || len(s.Seqs) != 1 {
+		t.Fatalf("state %+v, %v: the other merchant's event leaked in", s, err)
+	}
+	last, _ := h.node.Ledger.Entry(h.node.Ledger.Size() - 1)
+	if last.Kind != ledger.KindSecurity || !strings.Contains(string(last.Bytes()), "transaction_merchant_conflict") {
+		t.Fatalf("no security entry: %s", last.Bytes())
+	}
+}

@@ -150,6 +150,13 @@ func (l *Ledger) syncer(q <-chan *pending, done chan<- struct{}) {
 			}
 			p.b.Close()
 		}
+		if err == nil {
+			// After a failed batch, later ones (even duplicate-only batches,
+			// whose originals may be in the failed one) must not succeed.
+			l.mu.RLock()
+			err = l.broken
+			l.mu.RUnlock()
+		}
 		if err != nil {
 			l.fail(p.reqs, err)
 		} else if p.rng != nil {
@@ -221,6 +228,17 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				} else {
 					r.err = ErrConflict
 				}
+				continue
+			}
+		}
+		if p, ok := paymentOf(r.rec.Body); ok && p.TransactionID != "" {
+			s, err := readTxState(ob, p.TransactionID)
+			if err != nil {
+				fail(err)
+				return
+			}
+			if s != nil && s.MerchantID != p.MerchantID {
+				r.err = ErrMerchantConflict
 				continue
 			}
 		}

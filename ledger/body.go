@@ -81,8 +81,9 @@ type TxState struct {
 	FirstSeen     time.Time `json:"first_seen"`
 	LastUpdated   time.Time `json:"last_updated"`
 	CapturedAt    time.Time `json:"captured_at,omitzero"`
-	Types         []string  `json:"types"` // distinct event types seen
-	Seqs          []uint64  `json:"seqs"`  // payment entries in order
+	StatusAt      time.Time `json:"status_at,omitzero"` // occurred_at of the event Status comes from
+	Types         []string  `json:"types"`              // distinct event types seen
+	Seqs          []uint64  `json:"seqs"`               // payment entries in order
 	CardSeq       *uint64   `json:"card_seq,omitempty"`
 }
 
@@ -143,22 +144,25 @@ func (s *TxState) fold(seq uint64, txid string, p *foldInput) {
 	if s.Currency == "" {
 		s.Currency = p.Currency
 	}
-	s.Status = p.Status
+	// Webhooks are at-least-once and unordered: the status is that of the
+	// latest event by occurred_at (ties: the later entry), and cumulative
+	// amounts only grow, whatever order the events arrive in.
+	if !p.OccurredAt.Before(s.StatusAt) {
+		s.Status, s.StatusAt = p.Status, p.OccurredAt
+	}
 	switch p.Type {
 	case TypeAuthorized:
-		s.Authorized = p.Amount
+		s.Authorized = max(s.Authorized, p.Amount)
 	case TypeCaptured:
-		s.Captured = p.Amount
-		if s.Authorized < p.Amount {
-			s.Authorized = p.Amount
-		}
-		if s.CapturedAt.IsZero() {
+		s.Captured = max(s.Captured, p.Amount)
+		s.Authorized = max(s.Authorized, p.Amount)
+		if s.CapturedAt.IsZero() || p.OccurredAt.Before(s.CapturedAt) {
 			s.CapturedAt = p.OccurredAt
 		}
 	case TypeRefunded:
-		s.Refunded = p.Amount
+		s.Refunded = max(s.Refunded, p.Amount)
 	case TypeChargeback:
-		s.ChargedBack = p.Amount
+		s.ChargedBack = max(s.ChargedBack, p.Amount)
 	}
 }
 

@@ -11,6 +11,10 @@ var (
 	// ErrConflict is returned by Append when a record's idempotency key was
 	// already used with a different digest.
 	ErrConflict = errors.New("idempotency conflict")
+	// ErrMerchantConflict is returned by Append for a payment event whose
+	// transaction id is already the transaction of another merchant: the
+	// ledger never merges two merchants' payments into one transaction.
+	ErrMerchantConflict = errors.New("transaction id belongs to another merchant")
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("ledger closed")
 	// ErrTampered marks corruption: stored bytes, hashes or checkpoints that

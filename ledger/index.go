@@ -131,6 +131,17 @@ func readTxState(r reader, id string) (*TxState, error) {
 	return &s, nil
 }
 
+// paymentOf returns a record body as a payment body, if it is one.
+func paymentOf(body any) (*PaymentBody, bool) {
+	switch p := body.(type) {
+	case PaymentBody:
+		return &p, true
+	case *PaymentBody:
+		return p, true
+	}
+	return nil, false
+}
+
 // indexEntry writes the derived index rows of e into w, which must be an
 // indexed batch so that earlier entries of the same batch are visible. body
 // is the record's body, the value e's body was encoded from.
@@ -143,13 +154,11 @@ func indexEntry(w writer, e *Entry, body any) error {
 	}
 	switch e.Kind {
 	case KindPayment:
-		switch p := body.(type) {
-		case PaymentBody:
-			return indexPayment(w, e.Seq, &p)
-		case *PaymentBody:
-			return indexPayment(w, e.Seq, p)
+		p, ok := paymentOf(body)
+		if !ok {
+			return fmt.Errorf("failed to index entry: payment body is %T", body)
 		}
-		return fmt.Errorf("failed to index entry: payment body is %T", body)
+		return indexPayment(w, e.Seq, p)
 	case KindAccess:
 		return w.Set(key(tagIndex, idxAccess, e.Time, e.Seq), nil, nil)
 	case KindReconciliation, KindSubjectRequest:

@@ -574,3 +574,32 @@ func TestVerifyAllKinds(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+// TestTransactionStateOutOfOrder: webhooks arrive in any order; the state
+// takes the latest event's status and never lowers a cumulative amount.
+func TestTransactionStateOutOfOrder(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	l := openTest(t, t.TempDir(), &keys)
+	defer l.Close()
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for _, r := range []Record{
+		paymentRecord("pay_1", TypeRefunded, 1000, t0.Add(3*time.Minute)), // second refund, cumulative 1000
+		paymentRecord("pay_1", TypeCaptured, 2000, t0.Add(time.Minute)),
+		paymentRecord("pay_1", TypeRefunded, 500, t0.Add(2*time.Minute)), // first refund, delivered late
+	} {
+		if _, err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := l.Transaction("pay_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Refunded != 1000 || s.Captured != 2000 || s.Status != "refunded" || !s.StatusAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("state %+v", s)
+	}
+	if _, err := l.Verify(ctx, keys.verifiers(t), nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -93,9 +93,8 @@ func (f dataFlags) resolve(e env) (*settings, error) {
 	s.masterKey = first(e.getenv("PAYTRAIL_MASTER_KEY"), s.file.MasterKey)
 	s.vaultToken = e.getenv("VAULT_TOKEN")
 	if s.masterKey != "" && strings.HasPrefix(s.masterKey, "file://") {
-		p := strings.TrimPrefix(s.masterKey, "file://")
-		abs, err := filepath.Abs(s.data)
-		if err == nil && strings.HasPrefix(filepath.Clean(p)+"/", abs+"/") {
+		p, data := realPath(strings.TrimPrefix(s.masterKey, "file://")), realPath(s.data)
+		if strings.HasPrefix(p+"/", data+"/") {
 			return nil, hinted{fmt.Errorf("PAYTRAIL_MASTER_KEY points inside the data dir"),
 				[]string{"keep the production master key outside the data dir, so backups of the data never carry it"}}
 		}
@@ -178,4 +177,21 @@ func explain(err error, s *settings) error {
 		return hinted{err, []string{"check --data (or PAYTRAIL_DATA)"}}
 	}
 	return err
+}
+
+// realPath makes p absolute and resolves symbolic links as far as the path
+// exists, so two spellings of one place compare equal.
+func realPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r
+	}
+	dir, base := filepath.Split(abs)
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		return filepath.Join(r, base)
+	}
+	return abs
 }
