@@ -329,7 +329,28 @@ func setIf(m map[string]string, k, v string) {
 // key of the first subject that has one, else a new key (returned with its
 // wrapped bytes, which travel in the record). An event with no subject gets
 // a key of its own.
+//
+// A small cache maps subjects to the key last used for them, sparing the
+// subject-row scans on the hot path. It needs no invalidation: an erased
+// subject's key is destroyed, so Get fails and the lookup falls through.
 func (s *Server) subjectKey(c *gin.Context, subjects []string) (*crypto.DataKey, []byte, error) {
+	remember := func(dk *crypto.DataKey) {
+		for _, subj := range subjects {
+			s.subjectKeys.Add(subj, dk.ID())
+		}
+	}
+	for _, subj := range subjects {
+		if id, ok := s.subjectKeys.Get(subj); ok {
+			dk, err := s.dataKeys.Get(c, id)
+			if err == nil {
+				return dk, nil, nil
+			}
+			s.subjectKeys.Remove(subj)
+			if !errors.Is(err, crypto.ErrDataKeyDestroyed) {
+				return nil, nil, err
+			}
+		}
+	}
 	for _, subj := range subjects {
 		ids, err := s.ledger.SubjectKeys(subj)
 		if err != nil {
@@ -343,8 +364,13 @@ func (s *Server) subjectKey(c *gin.Context, subjects []string) (*crypto.DataKey,
 			if err != nil {
 				return nil, nil, err
 			}
+			remember(dk)
 			return dk, nil, nil
 		}
 	}
-	return s.dataKeys.New()
+	dk, wrapped, err := s.dataKeys.New()
+	if err == nil {
+		remember(dk)
+	}
+	return dk, wrapped, err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/mod/sumdb/note"
@@ -60,6 +61,9 @@ type Source struct {
 	DefaultMerchant string
 }
 
+// subjectKeyCacheSize bounds the subject -> data key cache of ingestion.
+const subjectKeyCacheSize = 100_000
+
 // Server is paytrail's HTTP API.
 type Server struct {
 	cfg        Config
@@ -75,6 +79,10 @@ type Server struct {
 	engine     *gin.Engine
 	now        func() time.Time
 	verifiers  []string // checkpoint verifier keys, primary first
+
+	// subjectKeys caches subject -> data key id for ingestion (see
+	// subjectKey).
+	subjectKeys *lru.Cache[string, string]
 
 	badSigMu         sync.Mutex
 	badSigLast       map[string]time.Time
@@ -114,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		badSigLast:       map[string]time.Time{},
 		badSigSuppressed: map[string]int{},
 	}
+	s.subjectKeys, _ = lru.New[string, string](subjectKeyCacheSize)
 	s.principals = &auth.Store{Ledger: cfg.Ledger, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
 	if s.auth == nil {

@@ -184,7 +184,7 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 
-	ob := newOverlayBatch(l.db)
+	ob := newOverlayBatch(l.db, l.txStates)
 	b := ob.Batch
 	// Work on a copy of the right border so a failed batch leaves the
 	// appender's tree untouched.
@@ -232,7 +232,7 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			}
 		}
 		if p, ok := paymentOf(r.rec.Body); ok && p.TransactionID != "" {
-			s, err := readTxState(ob, p.TransactionID)
+			s, err := ob.txState(p.TransactionID)
 			if err != nil {
 				fail(err)
 				return
@@ -288,6 +288,8 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 // so the process must restart (reopening recovers from Pebble's WAL).
 func (l *Ledger) fail(reqs []*request, err error) {
 	l.opts.Logger.Error("ledger commit failed; refusing further appends", "err", err)
+	// The cache may hold states of the failed batch.
+	l.txStates.Purge()
 	l.mu.Lock()
 	if l.broken == nil {
 		l.broken = err

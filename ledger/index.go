@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/cockroachdb/pebble/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Derived index rows, all under tagIndex and rebuildable from entries:
@@ -75,10 +76,30 @@ type overlayBatch struct {
 	*pebble.Batch
 	db      reader
 	written map[string][]byte // nil value: deleted
+	states  *lru.Cache[string, *TxState]
 }
 
-func newOverlayBatch(db *pebble.DB) *overlayBatch {
-	return &overlayBatch{Batch: db.NewBatch(), db: db, written: map[string][]byte{}}
+func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) *overlayBatch {
+	return &overlayBatch{Batch: db.NewBatch(), db: db, written: map[string][]byte{}, states: states}
+}
+
+// txState returns a transaction's current state for the appender: from the
+// cache of decoded states (the appender is the only writer of state rows,
+// so the cache is coherent), else from the store. The caller may mutate the
+// result and must then hand it back with putTxState.
+func (o *overlayBatch) txState(id string) (*TxState, error) {
+	if o.states != nil {
+		if s, ok := o.states.Get(id); ok {
+			return s, nil
+		}
+	}
+	return readTxState(o, id)
+}
+
+func (o *overlayBatch) putTxState(s *TxState) {
+	if o.states != nil {
+		o.states.Add(s.TransactionID, s)
+	}
 }
 
 func (o *overlayBatch) Get(k []byte) ([]byte, io.Closer, error) {
@@ -145,7 +166,7 @@ func paymentOf(body any) (*PaymentBody, bool) {
 // indexEntry writes the derived index rows of e into w, which must be an
 // indexed batch so that earlier entries of the same batch are visible. body
 // is the record's body, the value e's body was encoded from.
-func indexEntry(w writer, e *Entry, body any) error {
+func indexEntry(w *overlayBatch, e *Entry, body any) error {
 	if e.Unique != nil {
 		v := append(u64(e.Seq), e.Unique.Digest...)
 		if err := w.Set(uniqueKey(e.Unique.Key), v, nil); err != nil {
@@ -167,11 +188,11 @@ func indexEntry(w writer, e *Entry, body any) error {
 	return nil
 }
 
-func indexPayment(w writer, seq uint64, p *PaymentBody) error {
+func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 	if p.TransactionID == "" {
 		return nil
 	}
-	s, err := readTxState(w, p.TransactionID)
+	s, err := w.txState(p.TransactionID)
 	if err != nil {
 		return err
 	}
@@ -201,6 +222,7 @@ func indexPayment(w writer, seq uint64, p *PaymentBody) error {
 	if err := w.Set(txStateKey(s.TransactionID), v, nil); err != nil {
 		return err
 	}
+	w.putTxState(s)
 	for _, id := range p.AltIDs {
 		if id != p.TransactionID {
 			if err := w.Set(altKey(id), []byte(p.TransactionID), nil); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -86,9 +87,17 @@ type Ledger struct {
 	closed bool
 
 	cp checkpointer
+
+	// txStates caches decoded transaction states for the appender, which
+	// is their only writer; see overlayBatch.txState.
+	txStates *lru.Cache[string, *TxState]
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// txStateCacheSize bounds the appender's cache of transaction states
+// (a few hundred bytes each).
+const txStateCacheSize = 65536
 
 // Open opens or creates the ledger in opts.Dir. Only one process may hold a
 // ledger open; another gets [ErrLocked].
@@ -97,6 +106,7 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{opts: opts}
+	l.txStates, _ = lru.New[string, *TxState](txStateCacheSize)
 	if opts.FS == nil {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("failed to create ledger dir: %w", err)
