@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
@@ -118,6 +119,11 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		l.lock = lock
 	}
 	popts := &pebble.Options{ReadOnly: opts.ReadOnly, Logger: quietLogger{opts.Logger}}
+	// Bloom filters on every level: the appender's idempotency and
+	// transaction-state lookups are mostly for keys that do not exist yet
+	// (a new event, a new transaction), which filters answer without
+	// reading data blocks.
+	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	if opts.FS != nil {
 		popts.FS = opts.FS
 	}
