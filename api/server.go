@@ -13,7 +13,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/paytrail/paytrail/api/auth"
 	"github.com/paytrail/paytrail/crypto"
@@ -199,17 +198,4 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 		return fmt.Errorf("failed to drain requests: %w", err)
 	}
 	return nil
-}
-
-// noteVerifiers returns the checkpoint verifiers.
-func (s *Server) noteVerifiers() (note.Verifiers, error) {
-	var vs []note.Verifier
-	for _, k := range s.verifiers {
-		v, err := note.NewVerifier(k)
-		if err != nil {
-			return nil, err
-		}
-		vs = append(vs, v)
-	}
-	return note.VerifierList(vs...), nil
 }

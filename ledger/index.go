@@ -238,7 +238,9 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 	return nil
 }
 
-// refoldTx recomputes a transaction's state from its entries, for verify.
+// refoldTx recomputes a transaction's state from the entries stored.Seqs
+// names (views use it for the durable prefix of a transaction; verify folds
+// from the 'e' rows instead).
 func refoldTx(r reader, stored *TxState) (*TxState, error) {
 	s := &TxState{}
 	for i, seq := range stored.Seqs {

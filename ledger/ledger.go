@@ -40,9 +40,6 @@ type Options struct {
 	// Logger receives operational messages, never entry contents. The
 	// default discards them.
 	Logger *slog.Logger
-	// FS overrides the filesystem (tests use Pebble's crash-simulating
-	// vfs.NewMem). Nil is the OS filesystem.
-	FS pebbleFS
 }
 
 func (o *Options) setDefaults() error {
@@ -108,25 +105,20 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{opts: opts}
 	l.txStates, _ = lru.New[string, *TxState](txStateCacheSize)
-	if opts.FS == nil {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("failed to create ledger dir: %w", err)
-		}
-		lock, err := lockDir(opts.Dir)
-		if err != nil {
-			return nil, err
-		}
-		l.lock = lock
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create ledger dir: %w", err)
 	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	l.lock = lock
 	popts := &pebble.Options{ReadOnly: opts.ReadOnly, Logger: quietLogger{opts.Logger}}
 	// Bloom filters on every level: the appender's idempotency and
 	// transaction-state lookups are mostly for keys that do not exist yet
 	// (a new event, a new transaction), which filters answer without
 	// reading data blocks.
 	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	if opts.FS != nil {
-		popts.FS = opts.FS
-	}
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		l.unlock()

@@ -343,15 +343,6 @@ func expectEntryIndexes(expected *msetHash, seq uint64, b []byte) (bool, error) 
 	return true, nil
 }
 
-func containsSeq(s []uint64, seq uint64) bool {
-	for _, v := range s {
-		if v == seq {
-			return true
-		}
-	}
-	return false
-}
-
 // verifyIndexes checks every transaction state row against a re-fold of its
 // entries, and that the other derived rows are exactly the ones the entries
 // produce: pass one summed the rows each entry should have into a multiset
@@ -439,15 +430,6 @@ func (m *msetHash) add(k, v []byte) {
 	for i := 3; i >= 0; i-- {
 		m[i], carry = bits.Add64(m[i], binary.BigEndian.Uint64(sum[i*8:]), carry)
 	}
-}
-
-func hasRow(keys, vals [][]byte, k, v []byte) bool {
-	for i := range keys {
-		if bytes.Equal(keys[i], k) && bytes.Equal(vals[i], v) {
-			return true
-		}
-	}
-	return false
 }
 
 // foldScanner re-folds transactions from the 'e' index rows, which are

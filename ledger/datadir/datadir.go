@@ -155,12 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return n.Keys.NoteSigner(origin)
 		},
 	}
-	if !cfg.ReadOnly {
-		// The ledger takes the data dir's lock, so it opens first.
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("failed to create ledger dir: %w", err)
-		}
-	}
+	// The ledger takes the data dir's lock, so it opens first.
 	if n.Ledger, err = ledger.Open(ctx, opts); err != nil {
 		return nil, err
 	}
