@@ -56,7 +56,7 @@ func BenchmarkAppend(b *testing.B) {
 // indexes or encoding.
 func BenchmarkRawPebbleSync(b *testing.B) {
 	b.Run("writers=64", func(b *testing.B) {
-		db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: quietLogger{discardLogger()}})
+		db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: PebbleLogger(discardLogger(), "bench")})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -113,7 +113,7 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.lock = lock
-	popts := &pebble.Options{ReadOnly: opts.ReadOnly, Logger: quietLogger{opts.Logger}}
+	popts := &pebble.Options{ReadOnly: opts.ReadOnly, Logger: PebbleLogger(opts.Logger, "ledger")}
 	// Bloom filters on every level: the appender's idempotency and
 	// transaction-state lookups are mostly for keys that do not exist yet
 	// (a new event, a new transaction), which filters answer without
@@ -357,19 +357,31 @@ func (l *Ledger) transaction(id string) (*TxState, error) {
 	return s, nil
 }
 
-// quietLogger routes Pebble's informational chatter (WAL replay, ...) to
-// debug level; errors stay errors.
-type quietLogger struct{ l *slog.Logger }
+// PebbleLogger adapts l for a Pebble instance named component: Pebble's
+// informational chatter (WAL replay, ...) goes to debug level, errors stay
+// errors, and a fatal error is logged and then panics, as Pebble requires
+// Fatalf not to return. Pebble logs keys and file names, never values.
+func PebbleLogger(l *slog.Logger, component string) pebble.Logger {
+	return pebbleLogger{l, component}
+}
 
-func (q quietLogger) Infof(format string, args ...any) {
-	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+type pebbleLogger struct {
+	l         *slog.Logger
+	component string
 }
-func (q quietLogger) Errorf(format string, args ...any) {
-	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", p.component)
 }
-func (q quietLogger) Fatalf(format string, args ...any) {
-	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	os.Exit(1)
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", p.component)
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", p.component)
+	panic(p.component + ": " + msg)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -34,7 +34,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create key store dir: %w", err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: ledger.PebbleLogger(logger, "keystore")})
 	if err != nil {
 		return nil, fmt.Errorf("failed to open key store: %w", err)
 	}
@@ -110,16 +110,4 @@ func (s *Store) Destroy(ctx context.Context, ids []string) error {
 		}
 	}
 	return nil
-}
-
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "keystore")
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "keystore")
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
 }
