@@ -241,23 +241,19 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		}
 		clear[fieldCardToken], clear[fieldBIN], clear[fieldLast4] = card.Token, card.BIN, card.Last4
 		subjects = append(subjects, subjectCard+card.Token)
-		tokens, err := s.keys.Tokens(ev.Card.PAN)
-		if err != nil {
-			return ledger.Record{}, err
-		}
-		lookup = append(lookup, prefixAll(subjectCard, tokens)...)
+		lookup = append(lookup, prefixAll(subjectCard, card.Tokens)...)
 	} else if ev.Card.Last4 != "" {
 		clear[fieldLast4] = ev.Card.Last4
 	}
 	if ev.Card.Fingerprint != "" {
 		clear[fieldFingerprint] = ev.Card.Fingerprint
-		subjects = append(subjects, subjectFingerprint+s.keys.BlindIndex("fingerprint", ev.Card.Fingerprint))
-		lookup = append(lookup, prefixAll(subjectFingerprint, s.keys.BlindIndexes("fingerprint", ev.Card.Fingerprint))...)
+		bis := prefixAll(subjectFingerprint, s.keys.BlindIndexes("fingerprint", ev.Card.Fingerprint))
+		subjects, lookup = append(subjects, bis[0]), append(lookup, bis...)
 	}
 	if ev.Cardholder.Email != "" {
 		clear[fieldEmail] = ev.Cardholder.Email
-		subjects = append(subjects, subjectEmail+s.keys.BlindIndex("email", ev.Cardholder.Email))
-		lookup = append(lookup, prefixAll(subjectEmail, s.keys.BlindIndexes("email", ev.Cardholder.Email))...)
+		bis := prefixAll(subjectEmail, s.keys.BlindIndexes("email", ev.Cardholder.Email))
+		subjects, lookup = append(subjects, bis[0]), append(lookup, bis...)
 	}
 	if ev.Card.ExpMonth != 0 {
 		clear[fieldExpMonth] = strconv.Itoa(ev.Card.ExpMonth)

@@ -99,6 +99,10 @@ type Card struct {
 	Token string
 	BIN   string
 	Last4 string
+	// Tokens is the PAN's token under every enabled key of KeysetToken,
+	// primary first (so Tokens[0] == Token): cards seen before a rotation
+	// are found under the older ones.
+	Tokens []string
 }
 
 // Tokenize normalizes pan (see NormalizePAN) and returns its token under the
@@ -110,29 +114,20 @@ func (k *Keysets) Tokenize(pan string) (Card, error) {
 		return Card{}, err
 	}
 	st := k.state.Load()
-	id := st.token.ids[0]
-	return Card{
-		Token: formatPRF("tok_", id, st.token.prfs[id], encodeParts(labelPANToken, n)),
-		BIN:   n[:6],
-		Last4: n[len(n)-4:],
-	}, nil
+	in := encodeParts(labelPANToken, n)
+	tokens := make([]string, 0, len(st.token.ids))
+	for _, id := range st.token.ids {
+		tokens = append(tokens, formatPRF("tok_", id, st.token.prfs[id], in))
+	}
+	return Card{Token: tokens[0], BIN: n[:6], Last4: n[len(n)-4:], Tokens: tokens}, nil
 }
 
 // Tokens returns the tokens of pan under every enabled key of KeysetToken,
 // primary first (the first equals Tokenize's), so that cards seen before a
 // rotation can still be found.
 func (k *Keysets) Tokens(pan string) ([]string, error) {
-	n, err := NormalizePAN(pan)
-	if err != nil {
-		return nil, err
-	}
-	st := k.state.Load()
-	in := encodeParts(labelPANToken, n)
-	out := make([]string, 0, len(st.token.ids))
-	for _, id := range st.token.ids {
-		out = append(out, formatPRF("tok_", id, st.token.prfs[id], in))
-	}
-	return out, nil
+	c, err := k.Tokenize(pan)
+	return c.Tokens, err
 }
 
 // BlindIndex returns a deterministic keyed index of value for the personal
