@@ -342,8 +342,11 @@ type AccessPage struct {
 
 // AccessEntries returns the access entries selected by q, in (time,
 // sequence number) order. It stops at the first entry that is not durable
-// yet, so paging never steps over an entry that commits later. It returns
-// [ErrClosed] once the ledger is closed.
+// yet. Entry times are taken before the append, so an entry can commit after
+// a later-timed one: a cursor issued in between lies past it, and paging
+// from that cursor does not return it (re-query by time to catch up; an
+// index by sequence number would close this). It returns [ErrClosed] once
+// the ledger is closed.
 func (l *Ledger) AccessEntries(ctx context.Context, q AccessQuery) (*AccessPage, error) {
 	if q.Limit <= 0 {
 		return nil, errors.New("failed to list access entries: limit must be positive")
