@@ -279,3 +279,20 @@ func TestIngestTransactionOfAnotherMerchant(t *testing.T) {
 		t.Fatalf("no security entry: %s", last.Bytes())
 	}
 }
+
+// TestPrincipalListIsRecorded: an admin reading the principals is an access
+// entry like any other read.
+func TestPrincipalListIsRecorded(t *testing.T) {
+	h := newHarness(t)
+	if r := h.do("admin", "GET", "/v1/principals", nil); r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	e, err := h.node.Ledger.Entry(h.node.Ledger.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a ledger.AccessBody
+	if err := e.DecodeBody(&a); err != nil || e.Kind != ledger.KindAccess || a.Action != "principal.list" || a.ActorID != h.ids["admin"] || a.Result != "success" {
+		t.Fatalf("last entry %s", e.Bytes())
+	}
+}
