@@ -29,10 +29,21 @@ var (
 type TamperedError struct {
 	Seq    uint64
 	Reason string
+	// Index is set when derived index rows disagree with the entries in a
+	// way no single entry is to blame for (a missing, extra or altered
+	// row found by comparing multiset hashes); Seq is then meaningless.
+	Index bool
 }
 
 func (e *TamperedError) Error() string {
+	if e.Index {
+		return "ledger index rows tampered: " + e.Reason
+	}
 	return fmt.Sprintf("ledger tampered at sequence number %d: %s", e.Seq, e.Reason)
+}
+
+func indexTampered(reason string) *TamperedError {
+	return &TamperedError{Reason: reason, Index: true}
 }
 
 func (e *TamperedError) Unwrap() error { return ErrTampered }

@@ -79,13 +79,13 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 	}
 	rep.IndexRows, rep.Transactions = idx.rows, idx.transactions
 	if idx.entryRows != rep.expectedRows {
-		return nil, &TamperedError{Reason: "index rows (idempotency keys, access or run ids, payment entry rows) differ from what the entries produce"}
+		return nil, indexTampered("index rows (idempotency keys, access or run ids, payment entry rows) differ from what the entries produce")
 	}
 	// Every payment entry sits in exactly one transaction row: each listed
 	// seq came from a payment entry row of that transaction, and the
 	// totals agree.
 	if idx.folded != rep.payments {
-		return nil, &TamperedError{Reason: fmt.Sprintf("transaction rows list %d payment entries, the ledger has %d", idx.folded, rep.payments)}
+		return nil, indexTampered(fmt.Sprintf("transaction rows list %d payment entries, the ledger has %d", idx.folded, rep.payments))
 	}
 	return rep, nil
 }
@@ -369,13 +369,13 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 		rep.rows++
 		k := it.Key()
 		if len(k) < 4 || k[2] != 0 {
-			return &TamperedError{Reason: "malformed index key"}
+			return indexTampered("malformed index key")
 		}
 		switch string(k[1:2]) {
 		case idxTx:
 			var stored TxState
 			if err := json.Unmarshal(it.Value(), &stored); err != nil || len(stored.Seqs) == 0 {
-				return &TamperedError{Seq: 0, Reason: "malformed transaction index row"}
+				return indexTampered("malformed transaction index row")
 			}
 			got, err := folds.fold(string(k[3 : len(k)-1]))
 			if err != nil {
@@ -383,7 +383,7 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 			}
 			rep.folded += uint64(len(stored.Seqs))
 			if !sameState(got, &stored) {
-				return &TamperedError{Seq: stored.Seqs[0], Reason: "transaction state does not match its entries"}
+				return indexTampered(fmt.Sprintf("state of transaction %q does not match its payment entry rows", got.TransactionID))
 			}
 			for _, lk := range listKeys(got) {
 				expectedTxRows.add(lk, nil)
@@ -405,7 +405,7 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 		return err
 	}
 	if actualTxRows != expectedTxRows {
-		return &TamperedError{Reason: "transaction list or alternative id rows differ from the transaction states"}
+		return indexTampered("transaction list or alternative id rows differ from the transaction states")
 	}
 	rep.entryRows = actualEntryRows
 	return nil
@@ -455,7 +455,7 @@ func (f *foldScanner) close() { f.it.Close() }
 func (f *foldScanner) current() (txid string, seq uint64, err error) {
 	k := f.it.Key()
 	if len(k) < 3+1+9 || k[len(k)-9] != 0 {
-		return "", 0, &TamperedError{Reason: "malformed transaction entry row"}
+		return "", 0, indexTampered("malformed transaction entry row")
 	}
 	return string(k[3 : len(k)-9]), binary.BigEndian.Uint64(k[len(k)-8:]), nil
 }
@@ -482,7 +482,7 @@ func (f *foldScanner) fold(txid string) (*TxState, error) {
 		s.fold(seq, txid, &in)
 	}
 	if len(s.Seqs) == 0 {
-		return nil, &TamperedError{Reason: "transaction row with no payment entry rows"}
+		return nil, indexTampered("transaction row with no payment entry rows")
 	}
 	return s, nil
 }

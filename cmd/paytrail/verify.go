@@ -59,6 +59,10 @@ func cmdVerify(ctx context.Context, e env) error {
 	})
 	if err != nil {
 		var te *ledger.TamperedError
+		if errors.As(err, &te) && te.Index {
+			fmt.Fprintf(e.stdout, "FAIL: derived index rows disagree with the entries: %s\n", te.Reason)
+			return exitError{exitFailure, errors.New("ledger index verification failed")}
+		}
 		if errors.As(err, &te) {
 			fmt.Fprintf(e.stdout, "FAIL: first bad sequence number %d: %s\n", te.Seq, te.Reason)
 			return exitError{exitFailure, fmt.Errorf("ledger verification failed at sequence number %d", te.Seq)}
