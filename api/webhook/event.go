@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/paytrail/paytrail/ledger"
 )
 
 // EventType is the normalized kind of a payment event.
@@ -11,18 +13,20 @@ type EventType string
 
 // The event types of the generic event JSON. Stripe events are mapped onto
 // them, and Stripe event types with no mapping become [EventOpaque].
+// The values are the ledger's payment types, so a normalized event's type
+// is stored as is.
 const (
-	EventAuthorized EventType = "payment.authorized"
-	EventCaptured   EventType = "payment.captured"
-	EventRefunded   EventType = "payment.refunded"
-	EventVoided     EventType = "payment.voided"
-	EventFailed     EventType = "payment.failed"
-	EventChargeback EventType = "payment.chargeback"
-	EventSettled    EventType = "payment.settled"
+	EventAuthorized EventType = ledger.TypeAuthorized
+	EventCaptured   EventType = ledger.TypeCaptured
+	EventRefunded   EventType = ledger.TypeRefunded
+	EventVoided     EventType = ledger.TypeVoided
+	EventFailed     EventType = ledger.TypeFailed
+	EventChargeback EventType = ledger.TypeChargeback
+	EventSettled    EventType = ledger.TypeSettled
 	// EventOpaque is an event paytrail stores but does not interpret: its
 	// Amount, Currency and Status are empty and its TransactionID is a best
 	// effort that may be empty.
-	EventOpaque EventType = "opaque"
+	EventOpaque EventType = ledger.TypeOpaque
 )
 
 // Event is a verified webhook body in paytrail's terms. Fields that the body
