@@ -142,7 +142,13 @@ func stripSeparators(s string) string {
 	if !strings.ContainsAny(s, " -") {
 		return s
 	}
-	return strings.NewReplacer(" ", "", "-", "").Replace(s)
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != ' ' && c != '-' {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -49,3 +49,17 @@ func TestPanDigits(t *testing.T) {
 		}
 	}
 }
+
+func TestStripSeparators(t *testing.T) {
+	for _, tc := range []struct{ s, want string }{
+		{"4111111111111111", "4111111111111111"},
+		{"4111 1111-1111  1111", "4111111111111111"},
+		{"- -", ""},
+		{"é 1-2", "é12"},
+		{"", ""},
+	} {
+		if got := stripSeparators(tc.s); got != tc.want {
+			t.Errorf("stripSeparators(%q) = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}

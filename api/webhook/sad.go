@@ -1,6 +1,9 @@
 package webhook
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // sadKeys are the normalized keys (see normalizeKey) under which sensitive
 // authentication data travels: card verification values, magnetic-stripe
@@ -33,7 +36,26 @@ func isSADKey(k string) bool {
 	if len(k) > 32 { // longer than any spelling of a SAD key
 		return false
 	}
-	return sadKeys[normalizeKey(k)]
+	// normalizeKey without its allocations for the ASCII keys that
+	// bodies are made of; anything else takes the Unicode path, where
+	// lower-casing can turn a non-ASCII letter (the Kelvin sign) into an
+	// ASCII one.
+	var buf [32]byte
+	n := 0
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return sadKeys[normalizeKey(k)]
+		case c == '-' || c == '_' || c == ' ':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
+	}
+	return sadKeys[string(buf[:n])]
 }
 
 // StripSAD deletes, in place, every object member whose key names sensitive
