@@ -117,18 +117,6 @@ func countMembers(v any) int {
 	return n
 }
 
-// encodeJSON encodes a decoded value back to JSON with sorted object keys and
-// without HTML escaping.
-func encodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("failed to encode event: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
-}
-
 // fields reads typed fields of one decoded object. A nil map reads as an
 // object with no fields; a JSON null reads as an absent field. Errors are
 // *FieldError values naming path.key.
