@@ -195,12 +195,9 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 	size := st.size
-	var visitErr error
-	visit := func(id compact.NodeID, hash []byte) {
-		if err := b.Set(nodeKey(id.Level, id.Index), hash, nil); err != nil && visitErr == nil {
-			visitErr = err
-		}
-	}
+	// hashes collects the tree hashes each leaf completes, for its row.
+	hashes := make([]byte, 0, 32*8)
+	visit := func(_ compact.NodeID, hash []byte) { hashes = append(hashes, hash...) }
 	fail := func(err error) {
 		b.Close()
 		p.err = err
@@ -248,7 +245,12 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			fail(err)
 			return
 		}
+		hashes = hashes[:0]
 		if err := rng.Append(e.leafHash, visit); err != nil {
+			fail(err)
+			return
+		}
+		if err := b.Set(hashRowKey(size), hashes, nil); err != nil {
 			fail(err)
 			return
 		}
@@ -263,16 +265,8 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		r.res.Seq = size
 		size++
 	}
-	if visitErr != nil {
-		fail(visitErr)
-		return
-	}
 	if size == st.size && b.Empty() {
 		b.Close()
-		return
-	}
-	if err := b.Set(metaSize, u64(size), nil); err != nil {
-		fail(err)
 		return
 	}
 	if err := l.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {

@@ -100,14 +100,13 @@ func (l *Ledger) checkpointNow() error {
 	if err != nil {
 		return fmt.Errorf("failed to sign checkpoint: %w", err)
 	}
-	b := l.db.NewBatch()
-	defer b.Close()
-	b.Set(checkpointKey(size), signed, nil)
-	b.Set(metaCheckpoint, u64(size), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := l.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
 		return fmt.Errorf("failed to store checkpoint: %w", err)
 	}
 	l.cp.lastSize, l.cp.signed = size, true
+	l.mu.Lock()
+	l.latestCP, l.hasCP = size, true
+	l.mu.Unlock()
 	return nil
 }
 
@@ -118,14 +117,13 @@ func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 		return nil, err
 	}
 	defer release()
-	v, ok, err := get(l.db, metaCheckpoint)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read latest checkpoint: %w", err)
-	}
-	if !ok || len(v) != 8 {
+	l.mu.RLock()
+	size, ok := l.latestCP, l.hasCP
+	l.mu.RUnlock()
+	if !ok {
 		return nil, ErrNotFound
 	}
-	return l.checkpoint(binary.BigEndian.Uint64(v))
+	return l.checkpoint(size)
 }
 
 // Checkpoint returns the signed checkpoint issued for tree size, or

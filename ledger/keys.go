@@ -7,27 +7,37 @@ import (
 
 // The ledger's Pebble keyspace. Every key starts with a one-byte table tag.
 //
+//	'a' name                      metadata: ledger id, the empty tree's checkpoint
 //	'e' seq(8)                    entry bytes (immutable)
-//	'n' level(1) index(8)         Merkle node hash of a perfect subtree (immutable)
-//	'c' size(8)                   signed checkpoint note (immutable)
-//	'm' name                      metadata: ledger id, tree size, latest checkpoint size
+//	'e' seq(8) 'h'                tree hashes completed by leaf seq (immutable, see hashRowKey)
+//	'e' seq(8) 'p'                signed checkpoint note of tree size seq+1 (see checkpointKey)
 //	'i' ...                       derived index rows, rebuildable from entries (index.go)
 //	's' ...                       subject rows: clear card tokens and blind indexes (mutable, erasable)
 //	'x' ...                       mutable state outside the tree (principals, restrictions)
+//
+// The entry table, by far the largest, only ever grows at its end, and
+// everything the tree needs (hashes, checkpoints) grows with it there, while
+// metadata written once sorts before it. An append-only workload therefore
+// writes one contiguous run of keys past every older key: Pebble flushes it
+// into files that overlap no older file and moves them down the LSM
+// instead of rewriting them. Rows written anywhere else (index rows of
+// payments) do make flushes overlap the tables after 'e'.
 const (
-	tagEntry      = 'e'
-	tagNode       = 'n'
-	tagCheckpoint = 'c'
-	tagMeta       = 'm'
-	tagIndex      = 'i'
-	tagSubject    = 's'
-	tagState      = 'x'
+	tagMeta    = 'a'
+	tagEntry   = 'e'
+	tagIndex   = 'i'
+	tagSubject = 's'
+	tagState   = 'x'
 )
 
 var (
-	metaLedgerID   = []byte("mledger_id")
-	metaSize       = []byte("msize")
-	metaCheckpoint = []byte("mcheckpoint")
+	metaLedgerID = []byte("aledger_id")
+	// metaEmptyCheckpoint holds the checkpoint of the empty tree, which has
+	// no entry to sit after.
+	metaEmptyCheckpoint = []byte("aempty_checkpoint")
+	// metaLegacyID marks a store of the pre-release layout, which kept
+	// tree nodes and checkpoints in tables of their own.
+	metaLegacyID = []byte("mledger_id")
 )
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
@@ -36,12 +46,34 @@ func entryKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{tagEntry}, seq)
 }
 
-func nodeKey(level uint, index uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{tagNode, byte(level)}, index)
+// hashRowKey is the key of the tree hashes that leaf seq completes: the
+// leaf hash (level 0) and the hash of every perfect subtree whose last leaf
+// is seq (levels 1..t, t the number of trailing one bits of seq), 32 bytes
+// each, in level order. Node (level, index) is therefore found in the row of
+// leaf (index+1)<<level - 1 at offset 32*level.
+//
+// The rows sit right after their entries, so everything an append writes
+// to the tree is one contiguous run at the end of the 'e' table: Pebble
+// flushes it into files that overlap no older file and moves them down the
+// LSM without rewriting them. (A separate node table made every flush
+// overlap all older nodes, and compaction rewrote them again and again.)
+func hashRowKey(seq uint64) []byte {
+	return append(entryKey(seq), 'h')
 }
 
+// nodeRow locates node (level, index) in the hash rows: the leaf whose row
+// holds it and the byte offset within that row.
+func nodeRow(level uint, index uint64) (seq uint64, off int) {
+	return (index+1)<<level - 1, 32 * int(level)
+}
+
+// checkpointKey is the key of the checkpoint of tree size: right after the
+// hash row of its last entry.
 func checkpointKey(size uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{tagCheckpoint}, size)
+	if size == 0 {
+		return metaEmptyCheckpoint
+	}
+	return append(entryKey(size-1), 'p')
 }
 
 // key joins a tag and parts into a key. String parts are terminated by 0x00

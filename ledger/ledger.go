@@ -77,12 +77,14 @@ type Ledger struct {
 	readMu     sync.RWMutex
 	readClosed bool
 
-	mu     sync.RWMutex // guards the fields below
-	size   uint64
-	root   []byte
-	rng    *compact.Range // owned by the appender goroutine after Open
-	broken error          // set when a commit failed; the ledger then refuses appends
-	closed bool
+	mu       sync.RWMutex // guards the fields below
+	size     uint64
+	root     []byte
+	rng      *compact.Range // owned by the appender goroutine after Open
+	broken   error          // set when a commit failed; the ledger then refuses appends
+	latestCP uint64         // size of the newest stored checkpoint, if hasCP
+	hasCP    bool
+	closed   bool
 
 	cp checkpointer
 
@@ -181,6 +183,11 @@ func (l *Ledger) unlock() {
 // load reads the ledger id and tree size and rebuilds the compact range of
 // the tree's right border from stored node hashes.
 func (l *Ledger) load() error {
+	if _, legacy, err := get(l.db, metaLegacyID); err != nil {
+		return fmt.Errorf("failed to read ledger layout: %w", err)
+	} else if legacy {
+		return fmt.Errorf("failed to open ledger: %s was written by a pre-release build with another key layout; start with a new data dir", l.opts.Dir)
+	}
 	id, ok, err := get(l.db, metaLedgerID)
 	if err != nil {
 		return fmt.Errorf("failed to read ledger id: %w", err)
@@ -200,33 +207,65 @@ func (l *Ledger) load() error {
 	}
 	l.id = string(id)
 	l.origin = "paytrail/" + l.id
-	v, ok, err := get(l.db, metaSize)
-	if err != nil {
-		return fmt.Errorf("failed to read tree size: %w", err)
-	}
-	if ok {
-		if len(v) != 8 {
-			return fmt.Errorf("failed to read tree size: %w", ErrTampered)
-		}
-		l.size = binary.BigEndian.Uint64(v)
+	if l.size, err = storedSize(l.db); err != nil {
+		return err
 	}
 	ids := compact.RangeNodes(0, l.size, nil)
 	hashes := make([][]byte, len(ids))
 	for i, n := range ids {
-		h, ok, err := get(l.db, nodeKey(n.Level, n.Index))
-		if err != nil {
-			return fmt.Errorf("failed to read tree node: %w", err)
+		if hashes[i], err = readNode(l.db, n); err != nil {
+			return fmt.Errorf("failed to load tree: %w", err)
 		}
-		if !ok {
-			return fmt.Errorf("failed to load tree: node %d/%d missing: %w", n.Level, n.Index, ErrTampered)
-		}
-		hashes[i] = h
 	}
 	if l.rng, err = rangeFactory.NewRange(0, l.size, hashes); err != nil {
 		return fmt.Errorf("failed to load tree: %w", err)
 	}
 	l.root = rootOf(l.rng)
-	return nil
+	l.latestCP, l.hasCP, err = latestCheckpointSize(l.db)
+	return err
+}
+
+// latestCheckpointSize finds the newest stored checkpoint by walking the
+// entry table back from its end. A checkpoint is signed at least every
+// second while entries arrive and at every close, so the walk is short.
+func latestCheckpointSize(r snapReader) (uint64, bool, error) {
+	it, err := prefixIter(r, []byte{tagEntry})
+	if err != nil {
+		return 0, false, fmt.Errorf("failed to find the latest checkpoint: %w", err)
+	}
+	defer it.Close()
+	for valid := it.Last(); valid; valid = it.Prev() {
+		if k := it.Key(); len(k) == 10 && k[9] == 'p' {
+			return binary.BigEndian.Uint64(k[1:9]) + 1, true, nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, false, fmt.Errorf("failed to find the latest checkpoint: %w", err)
+	}
+	_, ok, err := get(r, metaEmptyCheckpoint)
+	if err != nil {
+		return 0, false, fmt.Errorf("failed to find the latest checkpoint: %w", err)
+	}
+	return 0, ok, nil
+}
+
+// storedSize returns the number of entries in r: one more than the
+// sequence number of the last key of the entry table. Batches are atomic,
+// so the last entry's hash row is there too, unless the store was edited.
+func storedSize(r snapReader) (uint64, error) {
+	it, err := prefixIter(r, []byte{tagEntry})
+	if err != nil {
+		return 0, fmt.Errorf("failed to read tree size: %w", err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	k := it.Key()
+	if len(k) < 9 {
+		return 0, fmt.Errorf("failed to read tree size: malformed entry key: %w", ErrTampered)
+	}
+	return binary.BigEndian.Uint64(k[1:9]) + 1, nil
 }
 
 func rootOf(r *compact.Range) []byte {

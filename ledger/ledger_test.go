@@ -360,6 +360,16 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			db.Set(entryKey(5), b, pebble.Sync)
 			db.Set(entryKey(9), a, pebble.Sync)
 		}},
+		{"flip a stored subtree hash", 7, func(db *pebble.DB) {
+			// Leaf 7 completes the subtree of leaves 0..3 at level 2
+			// (offset 64 of its hash row).
+			v := mustGet(t, db, hashRowKey(7))
+			v[64] ^= 0x80
+			db.Set(hashRowKey(7), v, pebble.Sync)
+		}},
+		{"delete a hash row", 3, func(db *pebble.DB) {
+			db.Delete(hashRowKey(3), pebble.Sync)
+		}},
 		{"delete a derived list row", 0, func(db *pebble.DB) {
 			it, _ := db.NewIter(&pebble.IterOptions{LowerBound: key(tagIndex, idxMerchant), UpperBound: prefixEnd(key(tagIndex, idxMerchant))})
 			it.First()
@@ -604,5 +614,23 @@ func TestTransactionStateOutOfOrder(t *testing.T) {
 	}
 	if _, err := l.Verify(ctx, keys.verifiers(t), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A store of the pre-release key layout is refused with a plain reason,
+// not silently given a second ledger id next to its old entries.
+func TestOpenRefusesPreReleaseLayout(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(metaLegacyID, []byte("0123456789abcdef"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(context.Background(), Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "pre-release build") {
+		t.Fatalf("Open = %v, want the pre-release layout refused", err)
 	}
 }

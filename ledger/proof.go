@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 )
@@ -82,14 +84,28 @@ func (l *Ledger) nodeHashes(ids []compact.NodeID) ([][]byte, error) {
 	defer release()
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		h, ok, err := get(l.db, nodeKey(id.Level, id.Index))
+		h, err := readNode(l.db, id)
 		if err != nil {
-			return nil, fmt.Errorf("failed to read tree node: %w", err)
-		}
-		if !ok {
-			return nil, fmt.Errorf("tree node %d/%d missing: %w", id.Level, id.Index, ErrTampered)
+			return nil, err
 		}
 		out[i] = h
 	}
 	return out, nil
+}
+
+// readNode reads the stored hash of a tree node from its leaf's hash row.
+func readNode(r reader, id compact.NodeID) ([]byte, error) {
+	seq, off := nodeRow(id.Level, id.Index)
+	v, closer, err := r.Get(hashRowKey(seq))
+	if err == pebble.ErrNotFound {
+		return nil, fmt.Errorf("tree node %d/%d missing: %w", id.Level, id.Index, ErrTampered)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read tree node: %w", err)
+	}
+	defer closer.Close()
+	if len(v) < off+32 {
+		return nil, fmt.Errorf("tree node %d/%d missing: %w", id.Level, id.Index, ErrTampered)
+	}
+	return bytes.Clone(v[off : off+32]), nil
 }

@@ -62,17 +62,9 @@ func (l *Ledger) TxSnapshot() (*TxSnapshot, error) {
 	}
 	snap := l.db.NewSnapshot()
 	s := &TxSnapshot{snap: snap, release: release}
-	v, ok, err := get(snap, metaSize)
-	if err != nil {
+	if s.size, err = storedSize(snap); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("failed to read tree size: %w", err)
-	}
-	if ok {
-		if len(v) != 8 {
-			s.Close()
-			return nil, fmt.Errorf("failed to read tree size: %w", ErrTampered)
-		}
-		s.size = binary.BigEndian.Uint64(v)
+		return nil, err
 	}
 	return s, nil
 }

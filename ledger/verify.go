@@ -44,14 +44,6 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 	rep := &VerifyReport{}
 	snap := l.db.NewSnapshot()
 	defer snap.Close()
-	size, ok, err := get(snap, metaSize)
-	if err != nil {
-		return nil, err
-	}
-	var want uint64
-	if ok {
-		want = binary.BigEndian.Uint64(size)
-	}
 	// The two passes read disjoint key ranges of one snapshot, so they run
 	// on two cores; their results meet in the final comparison.
 	ctx, cancel := context.WithCancel(ctx)
@@ -65,7 +57,7 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 		}
 		idxErr <- err
 	}()
-	treeErr := l.verifyTree(ctx, snap, want, verifiers, progress, rep)
+	treeErr := l.verifyTree(ctx, snap, verifiers, progress, rep)
 	if treeErr != nil {
 		cancel()
 	}
@@ -107,86 +99,36 @@ func prefixIter(r snapReader, prefix []byte) (*pebble.Iterator, error) {
 	return r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 }
 
-// nodeChecker compares visited node hashes against stored ones, one
-// sequential iterator per tree level.
-type nodeChecker struct {
-	r     snapReader
-	iters map[uint]*pebble.Iterator
-	err   error
-	seq   uint64
-}
-
-func (c *nodeChecker) visit(id compact.NodeID, hash []byte) {
-	if c.err != nil {
-		return
-	}
-	it := c.iters[id.Level]
-	var valid bool
-	if it == nil {
-		var err error
-		if it, err = prefixIter(c.r, []byte{tagNode, byte(id.Level)}); err != nil {
-			c.err = err
-			return
-		}
-		c.iters[id.Level] = it
-		valid = it.First()
-	} else {
-		valid = it.Next()
-	}
-	if !valid || !bytes.Equal(it.Key(), nodeKey(id.Level, id.Index)) {
-		c.err = &TamperedError{Seq: c.seq, Reason: fmt.Sprintf("tree node %d/%d missing", id.Level, id.Index)}
-		return
-	}
-	if !bytes.Equal(it.Value(), hash) {
-		c.err = &TamperedError{Seq: c.seq, Reason: fmt.Sprintf("tree node %d/%d does not match the entries", id.Level, id.Index)}
-	}
-}
-
-func (c *nodeChecker) close() {
-	for _, it := range c.iters {
-		it.Close()
-	}
-}
-
-func (l *Ledger) verifyTree(ctx context.Context, r snapReader, size uint64, verifiers note.Verifiers, progress func(uint64), rep *VerifyReport) error {
-	entries, err := prefixIter(r, []byte{tagEntry})
+func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Verifiers, progress func(uint64), rep *VerifyReport) error {
+	it, err := prefixIter(r, []byte{tagEntry})
 	if err != nil {
 		return err
 	}
-	defer entries.Close()
-	cps, err := prefixIter(r, []byte{tagCheckpoint})
-	if err != nil {
-		return err
-	}
-	defer cps.Close()
-	nodes := &nodeChecker{r: r, iters: map[uint]*pebble.Iterator{}}
-	defer nodes.close()
+	defer it.Close()
 
 	rng := rangeFactory.NewEmptyRange(0)
 	prefix := make([]byte, 0, 64)
-	cpValid := cps.First()
-	// checkCheckpoints verifies every stored checkpoint of tree size n.
-	checkCheckpoints := func(n uint64) error {
-		for ; cpValid; cpValid = cps.Next() {
-			cpSize := binary.BigEndian.Uint64(cps.Key()[1:])
-			if cpSize > n {
-				return nil
-			}
-			if cpSize < n {
-				return &TamperedError{Seq: cpSize, Reason: "checkpoint for a size that was skipped"}
-			}
-			if err := l.checkCheckpoint(cps.Value(), n, rootOf(rng), verifiers); err != nil {
-				return &TamperedError{Seq: n, Reason: err.Error()}
-			}
-			rep.Checkpoints++
+	hashes := make([]byte, 0, 32*8)
+	visit := func(_ compact.NodeID, hash []byte) { hashes = append(hashes, hash...) }
+	checkCheckpoint := func(signed []byte, size uint64) error {
+		if err := l.checkCheckpoint(signed, size, rootOf(rng), verifiers); err != nil {
+			return &TamperedError{Seq: size, Reason: err.Error()}
 		}
+		rep.Checkpoints++
 		return nil
 	}
-	if err := checkCheckpoints(0); err != nil {
+	if cp, ok, err := get(r, metaEmptyCheckpoint); err != nil {
 		return err
+	} else if ok {
+		if err := checkCheckpoint(cp, 0); err != nil {
+			return err
+		}
 	}
+	// The entry table holds, for each seq in order: the entry, its hash
+	// row, and the checkpoint of tree size seq+1 if one was signed.
 	var seq uint64
-	for valid := entries.First(); valid; valid = entries.Next() {
+	valid := it.First()
+	for valid {
 		if seq%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -195,14 +137,14 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, size uint64, veri
 				progress(seq)
 			}
 		}
-		k := entries.Key()
-		if len(k) != 9 {
+		k := it.Key()
+		if len(k) != 9 || binary.BigEndian.Uint64(k[1:]) != seq {
+			if len(k) >= 9 && binary.BigEndian.Uint64(k[1:9]) >= seq {
+				return &TamperedError{Seq: seq, Reason: "entry missing"}
+			}
 			return &TamperedError{Seq: seq, Reason: "malformed entry key"}
 		}
-		if got := binary.BigEndian.Uint64(k[1:]); got != seq {
-			return &TamperedError{Seq: seq, Reason: "entry missing"}
-		}
-		v := entries.Value()
+		v := it.Value()
 		if !bytes.HasPrefix(v, entryPrefix(prefix[:0], seq)) {
 			// Not our canonical encoding of this seq: decode for the reason.
 			if _, err := DecodeEntry(seq, bytes.Clone(v)); err != nil {
@@ -210,12 +152,9 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, size uint64, veri
 			}
 			return &TamperedError{Seq: seq, Reason: "entry is not canonically encoded"}
 		}
-		nodes.seq = seq
-		if err := rng.Append(hashLeaf(v), nodes.visit); err != nil {
+		hashes = hashes[:0]
+		if err := rng.Append(hashLeaf(v), visit); err != nil {
 			return err
-		}
-		if nodes.err != nil {
-			return nodes.err
 		}
 		isPayment, err := expectEntryIndexes(&rep.expectedRows, seq, v)
 		if err != nil {
@@ -224,21 +163,23 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, size uint64, veri
 		if isPayment {
 			rep.payments++
 		}
+		if !it.Next() || !bytes.Equal(it.Key(), hashRowKey(seq)) {
+			return &TamperedError{Seq: seq, Reason: "tree hashes of the entry missing"}
+		}
+		if !bytes.Equal(it.Value(), hashes) {
+			return &TamperedError{Seq: seq, Reason: "stored tree hashes do not match the entries"}
+		}
 		seq++
-		if err := checkCheckpoints(seq); err != nil {
-			return err
+		valid = it.Next()
+		if valid && bytes.Equal(it.Key(), checkpointKey(seq)) {
+			if err := checkCheckpoint(it.Value(), seq); err != nil {
+				return err
+			}
+			valid = it.Next()
 		}
 	}
-	if seq != size {
-		return &TamperedError{Seq: seq, Reason: fmt.Sprintf("tree size is %d but entries stop at %d", size, seq)}
-	}
-	if cpValid {
-		return &TamperedError{Seq: seq, Reason: "checkpoint beyond the last entry"}
-	}
-	for level, it := range nodes.iters {
-		if it.Next() {
-			return &TamperedError{Seq: seq, Reason: fmt.Sprintf("unexpected tree node at level %d", level)}
-		}
+	if err := it.Error(); err != nil {
+		return err
 	}
 	if progress != nil {
 		progress(seq)
