@@ -89,7 +89,11 @@ func FuzzDecodeObject(f *testing.F) {
 		f.Add(b)
 	}
 	for _, s := range []string{`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":1},"c":{"b":1}}`, `{"a:":"b:","c\"":":"}`,
-		`{"\\":{"\\\"":1}}`, strings.Repeat(`[`, 70), `{"x":[{"a":1},{"a":1,"a":1}]}`} {
+		`{"\\":{"\\\"":1}}`, strings.Repeat(`[`, 70), `{"x":[{"a":1},{"a":1,"a":1}]}`,
+		` { "a" : [ ] , "b" : { } , "c" : [ 1 , -2.5e+3 , true , false , null ] } `, "\t{\r\n}\n",
+		`{"a\"b":"c\\","\ud800":"\udc00","\ufffd":1}`, `{"\u00e9":"\/","é":"\b\f"}`, `[{}]`, `"s"`, `0`,
+		strings.Repeat(`{"a":`, 64) + `1` + strings.Repeat(`}`, 64),
+		strings.Repeat(`{"a":`, 65) + `1` + strings.Repeat(`}`, 65)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
