@@ -141,7 +141,18 @@ func (s *Server) ingest(c *gin.Context) {
 	} else {
 		s.webhookResult(src, "stored")
 	}
-	c.JSON(http.StatusOK, gin.H{"seq": res.Seq, "duplicate": res.Duplicate})
+	c.Data(http.StatusOK, "application/json; charset=utf-8", ingestAnswer(res.Seq, res.Duplicate))
+}
+
+// ingestAnswer is the 200 answer to a delivery, the bytes that c.JSON writes
+// for gin.H{"seq": seq, "duplicate": duplicate}, without its reflection.
+func ingestAnswer(seq uint64, duplicate bool) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, `{"duplicate":`...)
+	b = strconv.AppendBool(b, duplicate)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}')
 }
 
 func (s *Server) webhookResult(src Source, result string) {

@@ -2,15 +2,33 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/paytrail/paytrail/ledger"
 )
+
+func TestIngestAnswer(t *testing.T) {
+	for _, seq := range []uint64{0, 1, 4096, math.MaxUint64} {
+		for _, dup := range []bool{false, true} {
+			want, err := json.Marshal(gin.H{"seq": seq, "duplicate": dup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ingestAnswer(seq, dup); !bytes.Equal(got, want) {
+				t.Errorf("ingestAnswer(%d, %v) = %s, want %s", seq, dup, got, want)
+			}
+		}
+	}
+}
 
 func TestIngestGenericDurableIdempotent(t *testing.T) {
 	h := newHarness(t)
@@ -18,6 +36,9 @@ func TestIngestGenericDurableIdempotent(t *testing.T) {
 	r := h.postStandard("msg_1", body)
 	if r.Status != http.StatusOK {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q", ct)
 	}
 	first := r.json(t)
 	if first["duplicate"] != false {
