@@ -20,7 +20,7 @@ import (
 //	'i' "c" merchant captured_at txid -> ""         captures per merchant, for reconciliation
 //	'i' "A" time seq         -> ""                  access entries by time
 //	'i' "r" entry id         -> seq(8)              reconciliation runs and subject requests by id
-//	'i' "e" txid seq         -> foldInput JSON      each payment entry's contribution to its transaction
+//	'i' "e" txid seq         -> fold row            each payment entry's contribution to its transaction (foldrow.go)
 const (
 	idxUnique   = "u"
 	idxTx       = "t"
@@ -40,10 +40,9 @@ func byIDKey(id string) []byte    { return key(tagIndex, idxByID, id) }
 
 func txEntryKey(txid string, seq uint64) []byte { return key(tagIndex, idxTxEntry, txid, seq) }
 
-// txEntryRow returns the 'e' row of payment entry seq.
-func txEntryRow(seq uint64, p *PaymentBody) (k, v []byte, err error) {
-	v, err = json.Marshal(foldInputOf(p))
-	return txEntryKey(p.TransactionID, seq), v, err
+// txEntryRow returns the 'e' row of payment entry seq (see foldrow.go).
+func txEntryRow(seq uint64, p *PaymentBody) (k, v []byte) {
+	return txEntryKey(p.TransactionID, seq), appendFoldRow(nil, foldInputOf(p))
 }
 
 func listKeys(s *TxState) [][]byte {
@@ -207,10 +206,7 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 			return err
 		}
 	}
-	ek, ev, err := txEntryRow(seq, p)
-	if err != nil {
-		return err
-	}
+	ek, ev := txEntryRow(seq, p)
 	if err := w.Set(ek, ev, nil); err != nil {
 		return err
 	}
@@ -291,12 +287,6 @@ func (lp *lightPayment) payment() PaymentBody {
 type present struct{}
 
 func (*present) UnmarshalJSON([]byte) error { return nil }
-
-func sameState(a, b *TxState) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return bytes.Equal(ja, jb)
-}
 
 // indexRowsOf lists the immutable-per-entry index rows of e (not the
 // aggregate transaction rows), with their expected values, for verify.

@@ -121,6 +121,7 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	// (a new event, a new transaction), which filters answer without
 	// reading data blocks.
 	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	popts.Levels[0].BlockSize = 32 << 10
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		l.unlock()

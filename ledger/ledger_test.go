@@ -382,8 +382,12 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		}},
 		{"edit a payment entry row", 0, func(db *pebble.DB) {
 			k := txEntryKey("pay_0", 2)
-			v := []byte(strings.Replace(string(mustGet(t, db, k)), `"a":102`, `"a":1`, 1))
-			db.Set(k, v, pebble.Sync)
+			in, err := parseFoldRow(mustGet(t, db, k))
+			if err != nil || in.Amount != 102 {
+				t.Fatalf("fold row of entry 2 = %+v, %v", in, err)
+			}
+			in.Amount = 1
+			db.Set(k, appendFoldRow(nil, in), pebble.Sync)
 		}},
 		{"edit a transaction index", 0, func(db *pebble.DB) {
 			v := []byte(strings.Replace(string(mustGet(t, db, txStateKey("pay_0"))), `"amount_captured":102`, `"amount_captured":1`, 1))
