@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -99,17 +101,39 @@ func prefixIter(r snapReader, prefix []byte) (*pebble.Iterator, error) {
 	return r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 }
 
+// verifyChunk is a run of consecutive entries of the tree pass. One
+// goroutine reads chunks from the store, workers on every core hash their
+// leaves and derive their expected index rows, and verifyTree folds the
+// results into the tree in sequence order.
+type verifyChunk struct {
+	first   uint64         // sequence number of the first entry
+	buf     []byte         // entry bytes, back to back
+	ends    []int          // end of each entry in buf
+	rows    []byte         // stored hash rows, back to back
+	rowEnds []int          // end of each hash row in rows
+	cps     map[int][]byte // checkpoint stored after entry i (tree size first+i+1)
+	err     error          // what the reader found after the last entry
+
+	// Set by a worker before done is closed.
+	leaves   []byte   // 32-byte leaf hash of each entry
+	expected msetHash // index rows the entries produce
+	payments uint64
+	bad      error // first bad entry; leaves stop before it
+	done     chan struct{}
+}
+
+const (
+	verifyChunkEntries = 512
+	verifyChunkBytes   = 1 << 20
+	verifyChunksAhead  = 8
+)
+
 func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Verifiers, progress func(uint64), rep *VerifyReport) error {
 	it, err := prefixIter(r, []byte{tagEntry})
 	if err != nil {
 		return err
 	}
-	defer it.Close()
-
 	rng := rangeFactory.NewEmptyRange(0)
-	prefix := make([]byte, 0, 64)
-	hashes := make([]byte, 0, 32*8)
-	visit := func(_ compact.NodeID, hash []byte) { hashes = append(hashes, hash...) }
 	checkCheckpoint := func(signed []byte, size uint64) error {
 		if err := l.checkCheckpoint(signed, size, rootOf(rng), verifiers); err != nil {
 			return &TamperedError{Seq: size, Reason: err.Error()}
@@ -118,75 +142,204 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Ve
 		return nil
 	}
 	if cp, ok, err := get(r, metaEmptyCheckpoint); err != nil {
+		it.Close()
 		return err
 	} else if ok {
 		if err := checkCheckpoint(cp, 0); err != nil {
+			it.Close()
 			return err
 		}
 	}
-	// The entry table holds, for each seq in order: the entry, its hash
-	// row, and the checkpoint of tree size seq+1 if one was signed.
+
+	quit := make(chan struct{})
+	ordered := make(chan *verifyChunk, verifyChunksAhead)
+	work := make(chan *verifyChunk, verifyChunksAhead)
+	// Chunks are recycled: the reader takes one from free, the tree
+	// returns it when done, which also bounds the memory in flight.
+	free := make(chan *verifyChunk, 2*verifyChunksAhead+2)
+	for range cap(free) {
+		free <- &verifyChunk{
+			buf:     make([]byte, 0, verifyChunkBytes+16<<10),
+			ends:    make([]int, 0, verifyChunkEntries),
+			rows:    make([]byte, 0, 32*8*verifyChunkEntries),
+			rowEnds: make([]int, 0, verifyChunkEntries),
+			leaves:  make([]byte, 0, 32*verifyChunkEntries),
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(quit)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer it.Close()
+		defer close(work)
+		defer close(ordered)
+		readChunks(it, free, ordered, work, quit)
+	}()
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				select {
+				case <-quit:
+				default:
+					c.check()
+				}
+				close(c.done)
+			}
+		}()
+	}
+
+	hashes := make([]byte, 0, 32*8)
+	visit := func(_ compact.NodeID, hash []byte) { hashes = append(hashes, hash...) }
 	var seq uint64
-	valid := it.First()
-	for valid {
-		if seq%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if progress != nil && seq > 0 {
-				progress(seq)
-			}
-		}
-		k := it.Key()
-		if len(k) != 9 || binary.BigEndian.Uint64(k[1:]) != seq {
-			if len(k) >= 9 && binary.BigEndian.Uint64(k[1:9]) >= seq {
-				return &TamperedError{Seq: seq, Reason: "entry missing"}
-			}
-			return &TamperedError{Seq: seq, Reason: "malformed entry key"}
-		}
-		v := it.Value()
-		if !bytes.HasPrefix(v, entryPrefix(prefix[:0], seq)) {
-			// Not our canonical encoding of this seq: decode for the reason.
-			if _, err := DecodeEntry(seq, bytes.Clone(v)); err != nil {
-				return err
-			}
-			return &TamperedError{Seq: seq, Reason: "entry is not canonically encoded"}
-		}
-		hashes = hashes[:0]
-		if err := rng.Append(hashLeaf(v), visit); err != nil {
+	for c := range ordered {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		isPayment, err := expectEntryIndexes(&rep.expectedRows, seq, v)
-		if err != nil {
-			return err
-		}
-		if isPayment {
-			rep.payments++
-		}
-		if !it.Next() || !bytes.Equal(it.Key(), hashRowKey(seq)) {
-			return &TamperedError{Seq: seq, Reason: "tree hashes of the entry missing"}
-		}
-		if !bytes.Equal(it.Value(), hashes) {
-			return &TamperedError{Seq: seq, Reason: "stored tree hashes do not match the entries"}
-		}
-		seq++
-		valid = it.Next()
-		if valid && bytes.Equal(it.Key(), checkpointKey(seq)) {
-			if err := checkCheckpoint(it.Value(), seq); err != nil {
+		<-c.done
+		rowStart := 0
+		for i := range len(c.leaves) / 32 {
+			hashes = hashes[:0]
+			if err := rng.Append(c.leaves[32*i:32*i+32], visit); err != nil {
 				return err
 			}
-			valid = it.Next()
+			if !bytes.Equal(c.rows[rowStart:c.rowEnds[i]], hashes) {
+				return &TamperedError{Seq: seq, Reason: "stored tree hashes do not match the entries"}
+			}
+			rowStart = c.rowEnds[i]
+			seq++
+			if cp, ok := c.cps[i]; ok {
+				if err := checkCheckpoint(cp, seq); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	if progress != nil {
-		progress(seq)
+		if c.bad != nil {
+			return c.bad
+		}
+		rep.expectedRows.merge(c.expected)
+		rep.payments += c.payments
+		if c.err != nil {
+			return c.err
+		}
+		free <- c
+		if progress != nil {
+			progress(seq)
+		}
 	}
 	rep.Entries = seq
 	rep.Root = rootOf(rng)
 	return nil
+}
+
+// readChunks reads the entry table into chunks and hands each to the
+// workers and, in order, to the tree. The table holds, for each seq: the
+// entry, its hash row, and the checkpoint of tree size seq+1 if one was
+// signed.
+func readChunks(it *pebble.Iterator, free <-chan *verifyChunk, ordered, work chan<- *verifyChunk, quit <-chan struct{}) {
+	var seq uint64
+	valid := it.First()
+	for {
+		var c *verifyChunk
+		select {
+		case c = <-free:
+		case <-quit:
+			return
+		}
+		c.reset(seq)
+		for valid && len(c.ends) < verifyChunkEntries && len(c.buf) < verifyChunkBytes {
+			k := it.Key()
+			if len(k) != 9 || binary.BigEndian.Uint64(k[1:]) != seq {
+				if len(k) >= 9 && binary.BigEndian.Uint64(k[1:9]) >= seq {
+					c.err = &TamperedError{Seq: seq, Reason: "entry missing"}
+				} else {
+					c.err = &TamperedError{Seq: seq, Reason: "malformed entry key"}
+				}
+				break
+			}
+			// The value is valid only until Next.
+			mark := len(c.buf)
+			c.buf = append(c.buf, it.Value()...)
+			if !it.Next() || !bytes.Equal(it.Key(), hashRowKey(seq)) {
+				c.buf = c.buf[:mark]
+				c.err = &TamperedError{Seq: seq, Reason: "tree hashes of the entry missing"}
+				break
+			}
+			c.ends = append(c.ends, len(c.buf))
+			c.rows = append(c.rows, it.Value()...)
+			c.rowEnds = append(c.rowEnds, len(c.rows))
+			seq++
+			valid = it.Next()
+			if valid && bytes.Equal(it.Key(), checkpointKey(seq)) {
+				if c.cps == nil {
+					c.cps = map[int][]byte{}
+				}
+				c.cps[len(c.ends)-1] = bytes.Clone(it.Value())
+				valid = it.Next()
+			}
+		}
+		if c.err == nil && !valid {
+			c.err = it.Error()
+		}
+		if len(c.ends) == 0 && c.err == nil {
+			return
+		}
+		select {
+		case ordered <- c:
+		case <-quit:
+			return
+		}
+		select {
+		case work <- c:
+		case <-quit:
+			return
+		}
+		if c.err != nil {
+			return
+		}
+	}
+}
+
+func (c *verifyChunk) reset(first uint64) {
+	*c = verifyChunk{
+		first: first, buf: c.buf[:0], ends: c.ends[:0], rows: c.rows[:0], rowEnds: c.rowEnds[:0],
+		leaves: c.leaves[:0], done: make(chan struct{}),
+	}
+}
+
+// check hashes the chunk's leaves and derives its expected index rows.
+func (c *verifyChunk) check() {
+	h := sha256.New()
+	prefix := make([]byte, 0, 64)
+	start := 0
+	for i, end := range c.ends {
+		seq, b := c.first+uint64(i), c.buf[start:end]
+		start = end
+		if !bytes.HasPrefix(b, entryPrefix(prefix[:0], seq)) {
+			// Not our canonical encoding of this seq: decode for the reason.
+			if _, err := DecodeEntry(seq, bytes.Clone(b)); err != nil {
+				c.bad = err
+			} else {
+				c.bad = &TamperedError{Seq: seq, Reason: "entry is not canonically encoded"}
+			}
+			return
+		}
+		isPayment, err := expectEntryIndexes(&c.expected, seq, b)
+		if err != nil {
+			c.bad = err
+			return
+		}
+		if isPayment {
+			c.payments++
+		}
+		h.Reset()
+		h.Write([]byte{0})
+		h.Write(b)
+		c.leaves = h.Sum(c.leaves)
+	}
 }
 
 // checkCheckpoint opens a signed checkpoint note and checks its origin, size
@@ -356,6 +509,13 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 // equal sets, except with negligible probability for rows not chosen by
 // an adversary who can also pick SHA-256 outputs.
 type msetHash [4]uint64
+
+func (m *msetHash) merge(o msetHash) {
+	var carry uint64
+	for i := 3; i >= 0; i-- {
+		m[i], carry = bits.Add64(m[i], o[i], carry)
+	}
+}
 
 func (m *msetHash) add(k, v []byte) {
 	h := sha256.New()
