@@ -184,7 +184,12 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 
-	ob := newOverlayBatch(l.db, l.txStates)
+	ob, err := newOverlayBatch(l.db, l.txStates)
+	if err != nil {
+		p.err = err
+		return
+	}
+	defer ob.closeReader()
 	b := ob.Batch
 	// Work on a copy of the right border so a failed batch leaves the
 	// appender's tree untouched.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -78,8 +79,43 @@ type overlayBatch struct {
 	states  *lru.Cache[string, *TxState]
 }
 
-func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) *overlayBatch {
-	return &overlayBatch{Batch: db.NewBatch(), db: db, written: map[string][]byte{}, states: states}
+// newOverlayBatch starts a batch whose reads see db as of now plus the
+// batch's own writes. Call close when done reading.
+func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) (*overlayBatch, error) {
+	it, err := db.NewIter(&pebble.IterOptions{UseL6Filters: true})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read ledger: %w", err)
+	}
+	return &overlayBatch{Batch: db.NewBatch(), db: filteredReader{it}, written: map[string][]byte{}, states: states}, nil
+}
+
+// closeReader releases the batch's view of the store (not the batch).
+func (o *overlayBatch) closeReader() {
+	if r, ok := o.db.(filteredReader); ok {
+		r.it.Close()
+	}
+}
+
+// filteredReader answers point reads through one iterator that consults
+// the bloom filters of every level. Pebble's Get skips the last level's
+// filters, so looking up an absent key — the appender's common case: a new
+// event's idempotency key, a new transaction — read and decompressed a data
+// block of the last level every time.
+type filteredReader struct{ it *pebble.Iterator }
+
+func (r filteredReader) Get(k []byte) ([]byte, io.Closer, error) {
+	if !r.it.SeekPrefixGE(k) || !bytes.Equal(r.it.Key(), k) {
+		if err := r.it.Error(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, pebble.ErrNotFound
+	}
+	v, err := r.it.ValueAndErr()
+	if err != nil {
+		return nil, nil, err
+	}
+	// v is valid until the iterator moves; get copies it at once.
+	return v, io.NopCloser(nil), nil
 }
 
 // txState returns a transaction's current state for the appender: from the
@@ -198,13 +234,9 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 	if s == nil {
 		s = &TxState{}
 	}
-	for _, k := range listKeys(s) {
-		if s.TransactionID == "" {
-			break
-		}
-		if err := w.Delete(k, nil); err != nil {
-			return err
-		}
+	var before [][]byte
+	if s.TransactionID != "" {
+		before = listKeys(s)
 	}
 	ek, ev := txEntryRow(seq, p)
 	if err := w.Set(ek, ev, nil); err != nil {
@@ -226,9 +258,21 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 			}
 		}
 	}
-	for _, k := range listKeys(s) {
-		if err := w.Set(k, nil, nil); err != nil {
-			return err
+	// List rows move only when first_seen or captured_at changed, which
+	// most events of a transaction do not do.
+	after := listKeys(s)
+	for _, k := range before {
+		if !slices.ContainsFunc(after, func(a []byte) bool { return bytes.Equal(a, k) }) {
+			if err := w.Delete(k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range after {
+		if !slices.ContainsFunc(before, func(b []byte) bool { return bytes.Equal(b, k) }) {
+			if err := w.Set(k, nil, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

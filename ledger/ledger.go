@@ -95,6 +95,9 @@ type Ledger struct {
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
 
+// blockCacheSize is the ledger store's block cache.
+const blockCacheSize = 64 << 20
+
 // txStateCacheSize bounds the appender's cache of transaction states
 // (a few hundred bytes each).
 const txStateCacheSize = 65536
@@ -122,6 +125,10 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	// reading data blocks.
 	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	popts.Levels[0].BlockSize = 32 << 10
+	// The appender's lookups read filter and index blocks of every table;
+	// Pebble's default 8 MiB cache let them fall out under load.
+	popts.Cache = pebble.NewCache(blockCacheSize)
+	defer popts.Cache.Unref()
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		l.unlock()
