@@ -160,9 +160,8 @@ func (l *Ledger) syncer(q <-chan *pending, done chan<- struct{}) {
 		if err != nil {
 			l.fail(p.reqs, err)
 		} else if p.rng != nil {
-			root := rootOf(p.rng)
 			l.mu.Lock()
-			l.size, l.root = p.size, root
+			l.size, l.tree = p.size, p.rng
 			l.mu.Unlock()
 			l.cp.poke()
 		}
@@ -184,11 +183,7 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 
-	ob, err := newOverlayBatch(l.db, l.txStates)
-	if err != nil {
-		p.err = err
-		return
-	}
+	ob := newOverlayBatch(l.db, l.txStates)
 	defer ob.closeReader()
 	b := ob.Batch
 	// Work on a copy of the right border so a failed batch leaves the

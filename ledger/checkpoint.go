@@ -78,7 +78,7 @@ func (l *Ledger) checkpointNow() error {
 	l.cp.mu.Lock()
 	defer l.cp.mu.Unlock()
 	l.mu.RLock()
-	size, root := l.size, l.root
+	size, tree := l.size, l.tree
 	l.mu.RUnlock()
 	if l.cp.signed && size == l.cp.lastSize {
 		return nil
@@ -95,7 +95,7 @@ func (l *Ledger) checkpointNow() error {
 		l.cp.lastSize, l.cp.signed = size, true
 		return nil
 	}
-	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: root}.Marshal()
+	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: rootOf(tree)}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
 	if err != nil {
 		return fmt.Errorf("failed to sign checkpoint: %w", err)

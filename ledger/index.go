@@ -79,19 +79,15 @@ type overlayBatch struct {
 	states  *lru.Cache[string, *TxState]
 }
 
-// newOverlayBatch starts a batch whose reads see db as of now plus the
-// batch's own writes. Call close when done reading.
-func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) (*overlayBatch, error) {
-	it, err := db.NewIter(&pebble.IterOptions{UseL6Filters: true})
-	if err != nil {
-		return nil, fmt.Errorf("failed to read ledger: %w", err)
-	}
-	return &overlayBatch{Batch: db.NewBatch(), db: filteredReader{it}, written: map[string][]byte{}, states: states}, nil
+// newOverlayBatch starts a batch whose reads see db plus the batch's own
+// writes. Call closeReader when done reading.
+func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) *overlayBatch {
+	return &overlayBatch{Batch: db.NewBatch(), db: &filteredReader{db: db}, written: map[string][]byte{}, states: states}
 }
 
 // closeReader releases the batch's view of the store (not the batch).
 func (o *overlayBatch) closeReader() {
-	if r, ok := o.db.(filteredReader); ok {
+	if r, ok := o.db.(*filteredReader); ok && r.it != nil {
 		r.it.Close()
 	}
 }
@@ -100,10 +96,21 @@ func (o *overlayBatch) closeReader() {
 // the bloom filters of every level. Pebble's Get skips the last level's
 // filters, so looking up an absent key — the appender's common case: a new
 // event's idempotency key, a new transaction — read and decompressed a data
-// block of the last level every time.
-type filteredReader struct{ it *pebble.Iterator }
+// block of the last level every time. The iterator is made on first use (a
+// batch of admin entries reads nothing) and sees the store as of then.
+type filteredReader struct {
+	db *pebble.DB
+	it *pebble.Iterator
+}
 
-func (r filteredReader) Get(k []byte) ([]byte, io.Closer, error) {
+func (r *filteredReader) Get(k []byte) ([]byte, io.Closer, error) {
+	if r.it == nil {
+		it, err := r.db.NewIter(&pebble.IterOptions{UseL6Filters: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		r.it = it
+	}
 	if !r.it.SeekPrefixGE(k) || !bytes.Equal(r.it.Key(), k) {
 		if err := r.it.Error(); err != nil {
 			return nil, nil, err

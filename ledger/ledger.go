@@ -79,7 +79,7 @@ type Ledger struct {
 
 	mu       sync.RWMutex // guards the fields below
 	size     uint64
-	root     []byte
+	tree     *compact.Range // the tree of size entries; never mutated, root computed when needed
 	rng      *compact.Range // owned by the appender goroutine after Open
 	broken   error          // set when a commit failed; the ledger then refuses appends
 	latestCP uint64         // size of the newest stored checkpoint, if hasCP
@@ -228,7 +228,7 @@ func (l *Ledger) load() error {
 	if l.rng, err = rangeFactory.NewRange(0, l.size, hashes); err != nil {
 		return fmt.Errorf("failed to load tree: %w", err)
 	}
-	l.root = rootOf(l.rng)
+	l.tree = l.rng
 	l.latestCP, l.hasCP, err = latestCheckpointSize(l.db)
 	return err
 }
