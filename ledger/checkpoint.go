@@ -77,9 +77,8 @@ func (l *Ledger) checkpointLoop() {
 func (l *Ledger) checkpointNow() error {
 	l.cp.mu.Lock()
 	defer l.cp.mu.Unlock()
-	l.mu.RLock()
-	size, tree := l.size, l.tree
-	l.mu.RUnlock()
+	h := l.head.Load()
+	size, tree := h.size, h.tree
 	if l.cp.signed && size == l.cp.lastSize {
 		return nil
 	}
@@ -117,9 +116,9 @@ func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 		return nil, err
 	}
 	defer release()
-	l.mu.RLock()
+	l.mu.Lock()
 	size, ok := l.latestCP, l.hasCP
-	l.mu.RUnlock()
+	l.mu.Unlock()
 	if !ok {
 		return nil, ErrNotFound
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,14 +78,16 @@ type Ledger struct {
 	readMu     sync.RWMutex
 	readClosed bool
 
-	mu       sync.RWMutex // guards the fields below
-	size     uint64
-	tree     *compact.Range // the tree of size entries; never mutated, root computed when needed
-	rng      *compact.Range // owned by the appender goroutine after Open
-	broken   error          // set when a commit failed; the ledger then refuses appends
-	latestCP uint64         // size of the newest stored checkpoint, if hasCP
+	// The appender's hot path reads these without locks: a goroutine
+	// parked on a mutex here waited for the scheduler behind every caller.
+	head   atomic.Pointer[treeHead] // the durable tree, published after each sync
+	broken atomic.Pointer[failure]  // set when a commit failed; the ledger then refuses appends
+	closed atomic.Bool
+	rng    *compact.Range // the tree at Open; then owned by the appender goroutine
+
+	mu       sync.Mutex // guards the fields below
+	latestCP uint64     // size of the newest stored checkpoint, if hasCP
 	hasCP    bool
-	closed   bool
 
 	cp checkpointer
 
@@ -94,6 +97,23 @@ type Ledger struct {
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// treeHead is a durable tree: its size and its compact range, which is
+// never mutated once published (the root is computed when needed).
+type treeHead struct {
+	size uint64
+	tree *compact.Range
+}
+
+type failure struct{ err error }
+
+// brokenErr returns why the ledger refuses appends, or nil.
+func (l *Ledger) brokenErr() error {
+	if f := l.broken.Load(); f != nil {
+		return f.err
+	}
+	return nil
+}
 
 // blockCacheSize is the ledger store's block cache.
 const blockCacheSize = 64 << 20
@@ -215,20 +235,21 @@ func (l *Ledger) load() error {
 	}
 	l.id = string(id)
 	l.origin = "paytrail/" + l.id
-	if l.size, err = storedSize(l.db); err != nil {
+	size, err := storedSize(l.db)
+	if err != nil {
 		return err
 	}
-	ids := compact.RangeNodes(0, l.size, nil)
+	ids := compact.RangeNodes(0, size, nil)
 	hashes := make([][]byte, len(ids))
 	for i, n := range ids {
 		if hashes[i], err = readNode(l.db, n); err != nil {
 			return fmt.Errorf("failed to load tree: %w", err)
 		}
 	}
-	if l.rng, err = rangeFactory.NewRange(0, l.size, hashes); err != nil {
+	if l.rng, err = rangeFactory.NewRange(0, size, hashes); err != nil {
 		return fmt.Errorf("failed to load tree: %w", err)
 	}
-	l.tree = l.rng
+	l.head.Store(&treeHead{size: size, tree: l.rng})
 	l.latestCP, l.hasCP, err = latestCheckpointSize(l.db)
 	return err
 }
@@ -292,22 +313,18 @@ func (l *Ledger) Origin() string { return l.origin }
 
 // Size returns the number of committed entries.
 func (l *Ledger) Size() uint64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.size
+	return l.head.Load().size
 }
 
 // Healthy reports an error when the ledger can no longer append.
 func (l *Ledger) Healthy() error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
 	switch {
-	case l.closed:
+	case l.closed.Load():
 		return ErrClosed
 	case l.opts.ReadOnly:
 		return errors.New("ledger is read-only")
 	}
-	return l.broken
+	return l.brokenErr()
 }
 
 // Close stops accepting appends, waits for queued appends to commit, signs a
@@ -320,14 +337,12 @@ func (l *Ledger) Close() error {
 			<-l.stopped
 			if l.signer != nil {
 				l.cp.stop()
-				if cerr := l.checkpointNow(); cerr != nil && l.broken == nil {
+				if cerr := l.checkpointNow(); cerr != nil && l.brokenErr() == nil {
 					err = cerr
 				}
 			}
 		}
-		l.mu.Lock()
-		l.closed = true
-		l.mu.Unlock()
+		l.closed.Store(true)
 		l.readMu.Lock()
 		l.readClosed = true
 		l.readMu.Unlock()
