@@ -158,6 +158,9 @@ func encodeRecord(rec *Record) (encodedRecord, error) {
 	if rec.ID == "" || rec.Time.IsZero() {
 		return encodedRecord{}, errors.New("failed to encode entry: id and time are required")
 	}
+	if b, ok := appendRecordTail(make([]byte, 0, 2048), rec); ok {
+		return encodedRecord{tail: b}, nil
+	}
 	tail := struct {
 		Kind   Kind      `json:"kind"`
 		ID     string    `json:"id"`

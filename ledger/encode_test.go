@@ -1,0 +1,88 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// jsonTail is what encodeRecord wrote before the hand encoder: the record
+// through encoding/json, with its opening brace replaced by a comma.
+func jsonTail(t testing.TB, rec *Record) []byte {
+	b, err := json.Marshal(struct {
+		Kind   Kind      `json:"kind"`
+		ID     string    `json:"id"`
+		Time   time.Time `json:"time"`
+		Policy int       `json:"policy"`
+		Body   any       `json:"body"`
+		Unique *Unique   `json:"unique,omitempty"`
+	}{rec.Kind, rec.ID, rec.Time.UTC(), rec.Policy, rec.Body, rec.Unique})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] = ','
+	return b
+}
+
+func TestAppendRecordTailMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 20, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	for _, p := range []*PaymentBody{
+		{Source: "dev", EventID: "evt_1", Type: TypeCaptured, TransactionID: "pay_1", MerchantID: "m1", Amount: 1999,
+			Currency: "EUR", Status: "captured", OccurredAt: at, Brand: "visa", SADRemoved: true, DataKey: "dk_1",
+			Sealed: map[string][]byte{"raw": []byte("{}"), "last4": {1, 2, 3}, "card_token": nil, "bin": {}}},
+		{Source: "stripe", EventID: "evt_<2>&", WebhookID: "msg_2", Type: TypeRefunded, ProcessorType: "charge.refunded",
+			TransactionID: "pi_\"2\"", AltIDs: []string{"ch_2", "ch\\3", ""}, MerchantID: "acct_ü\u2028", Amount: -5,
+			Currency: "JPY", Status: "refunded\n", OccurredAt: time.Unix(0, 0)},
+		{Source: "s\x00\x1f\x7f", EventID: "e", Type: TypeOpaque, AltIDs: []string{}, MerchantID: "bad \xff utf8", Sealed: map[string][]byte{}},
+	} {
+		for _, u := range []*Unique{nil, {Key: "webhook/dev/evt_1", Digest: []byte("0123456789abcdef")}, {Key: "k<", Digest: nil}} {
+			rec := &Record{Kind: KindPayment, ID: "01JX<&>", Time: at, Policy: 3, Body: p, Unique: u}
+			got, ok := appendRecordTail(nil, rec)
+			if !ok {
+				t.Fatalf("appendRecordTail refused %+v", p)
+			}
+			if want := jsonTail(t, rec); !bytes.Equal(got, want) {
+				t.Fatalf("appendRecordTail\n got %s\nwant %s", got, want)
+			}
+		}
+	}
+	// Not a payment body: left to encoding/json.
+	if _, ok := appendRecordTail(nil, &Record{Kind: KindAdmin, Body: AdminBody{}}); ok {
+		t.Fatal("appendRecordTail encoded an admin body")
+	}
+	// A time json.Marshal refuses is refused, so encodeRecord reports it.
+	rec := &Record{Kind: KindPayment, ID: "x", Time: at, Body: &PaymentBody{OccurredAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	if _, ok := appendRecordTail(nil, rec); ok {
+		t.Fatal("appendRecordTail encoded a year-10000 time")
+	}
+	if _, err := encodeRecord(rec); err == nil {
+		t.Fatal("encodeRecord accepted a year-10000 time")
+	}
+}
+
+func FuzzAppendRecordTail(f *testing.F) {
+	f.Add("dev", "evt_1", "pay_1", "m1", "EUR", "ch_1", "card_token", []byte{1, 2}, int64(1999), int64(1764000000), true)
+	f.Add("<&>", "\u2028", "\xff", "\"\\", "\n", "", "", []byte(nil), int64(-1), int64(-62135596800), false)
+	f.Fuzz(func(t *testing.T, src, evt, tx, merchant, cur, alt, field string, ct []byte, amount, unix int64, sad bool) {
+		p := &PaymentBody{Source: src, EventID: evt, Type: TypeCaptured, TransactionID: tx, MerchantID: merchant,
+			Amount: amount, Currency: cur, OccurredAt: time.Unix(unix%(1<<40), amount%1e9).UTC(), SADRemoved: sad}
+		if alt != "" {
+			p.AltIDs = []string{alt, tx}
+		}
+		if field != "" {
+			p.Sealed = map[string][]byte{field: ct, "raw": ct}
+		}
+		rec := &Record{Kind: KindPayment, ID: evt, Time: time.Unix(1764000000, 0), Body: p, Unique: &Unique{Key: src, Digest: ct}}
+		got, ok := appendRecordTail(nil, rec)
+		if !ok {
+			if _, err := json.Marshal(p); err == nil {
+				t.Fatalf("appendRecordTail refused what encoding/json encodes: %+v", p)
+			}
+			return
+		}
+		if want := jsonTail(t, rec); !bytes.Equal(got, want) {
+			t.Fatalf("appendRecordTail\n got %s\nwant %s", got, want)
+		}
+	})
+}
