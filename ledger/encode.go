@@ -63,14 +63,8 @@ func appendPaymentJSON(b []byte, p *PaymentBody) ([]byte, bool) {
 	b = append(b, `,"transaction_id":`...)
 	b = appendJSONString(b, p.TransactionID)
 	if len(p.AltIDs) > 0 {
-		b = append(b, `,"alt_ids":[`...)
-		for i, id := range p.AltIDs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, id)
-		}
-		b = append(b, ']')
+		b = append(b, `,"alt_ids":`...)
+		b = appendJSONStrings(b, p.AltIDs)
 	}
 	b = append(b, `,"merchant_id":`...)
 	b = appendJSONString(b, p.MerchantID)
@@ -145,4 +139,81 @@ func appendJSONBytes(b []byte, v []byte) []byte {
 func appendJSONTime(b []byte, t time.Time) ([]byte, bool) {
 	q, err := t.MarshalJSON()
 	return append(b, q...), err == nil
+}
+
+// marshalTxState returns json.Marshal(s), the stored form of a transaction
+// state row, written by hand for the appender (one per payment event).
+func marshalTxState(s *TxState) ([]byte, error) {
+	b := make([]byte, 0, 512)
+	b = append(b, `{"transaction_id":`...)
+	b = appendJSONString(b, s.TransactionID)
+	if len(s.AltIDs) > 0 {
+		b = append(b, `,"alt_ids":`...)
+		b = appendJSONStrings(b, s.AltIDs)
+	}
+	b = append(b, `,"merchant_id":`...)
+	b = appendJSONString(b, s.MerchantID)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, s.Status)
+	b = append(b, `,"currency":`...)
+	b = appendJSONString(b, s.Currency)
+	for _, a := range [...]struct {
+		name string
+		v    int64
+	}{{`,"amount_authorized":`, s.Authorized}, {`,"amount_captured":`, s.Captured}, {`,"amount_refunded":`, s.Refunded}, {`,"amount_charged_back":`, s.ChargedBack}} {
+		b = append(b, a.name...)
+		b = strconv.AppendInt(b, a.v, 10)
+	}
+	ok := true
+	for _, t := range [...]struct {
+		name      string
+		v         time.Time
+		omitEmpty bool
+	}{{`,"first_seen":`, s.FirstSeen, false}, {`,"last_updated":`, s.LastUpdated, false}, {`,"captured_at":`, s.CapturedAt, true}, {`,"status_at":`, s.StatusAt, true}} {
+		if t.omitEmpty && t.v.IsZero() {
+			continue
+		}
+		b = append(b, t.name...)
+		var tok bool
+		b, tok = appendJSONTime(b, t.v)
+		ok = ok && tok
+	}
+	if !ok {
+		return json.Marshal(s) // for its error
+	}
+	b = append(b, `,"types":`...)
+	b = appendJSONStrings(b, s.Types)
+	b = append(b, `,"seqs":`...)
+	if s.Seqs == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, seq := range s.Seqs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, seq, 10)
+		}
+		b = append(b, ']')
+	}
+	if s.CardSeq != nil {
+		b = append(b, `,"card_seq":`...)
+		b = strconv.AppendUint(b, *s.CardSeq, 10)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONStrings appends a []string as encoding/json does (nil: null).
+func appendJSONStrings(b []byte, list []string) []byte {
+	if list == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
 }

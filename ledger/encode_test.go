@@ -86,3 +86,46 @@ func FuzzAppendRecordTail(f *testing.F) {
 		}
 	})
 }
+
+func TestMarshalTxStateMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 20, 12, 0, 0, 5, time.UTC)
+	seq := uint64(7)
+	for _, s := range []*TxState{
+		{},
+		{TransactionID: "pay_1", MerchantID: "m1", Status: "captured", Currency: "EUR", Authorized: 10, Captured: 10,
+			FirstSeen: at, LastUpdated: at, CapturedAt: at, StatusAt: at, Types: []string{TypeCaptured}, Seqs: []uint64{3, 7}, CardSeq: &seq},
+		{TransactionID: "pi_<&>", AltIDs: []string{"ch_1", "ch\"2"}, MerchantID: "ü", Refunded: -1, ChargedBack: 1 << 62,
+			FirstSeen: time.Unix(0, 0), Types: []string{}, Seqs: []uint64{}},
+	} {
+		got, err := marshalTxState(s)
+		want, werr := json.Marshal(s)
+		if err != nil || werr != nil || !bytes.Equal(got, want) {
+			t.Fatalf("marshalTxState\n got %s (%v)\nwant %s (%v)", got, err, want, werr)
+		}
+	}
+	if _, err := marshalTxState(&TxState{FirstSeen: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
+		t.Fatal("marshalTxState encoded a year -1 time")
+	}
+}
+
+func FuzzMarshalTxState(f *testing.F) {
+	f.Add("pay_1", "m1", "ch_1", "payment.captured", int64(100), int64(1764000000), uint64(3), true)
+	f.Fuzz(func(t *testing.T, tx, merchant, alt, typ string, amount, unix int64, seq uint64, card bool) {
+		at := time.Unix(unix%(1<<40), 0).UTC()
+		s := &TxState{TransactionID: tx, MerchantID: merchant, Status: typ, Currency: merchant, Authorized: amount,
+			Captured: -amount, FirstSeen: at, LastUpdated: at, Types: []string{typ}, Seqs: []uint64{seq, seq + 1}}
+		if alt != "" {
+			s.AltIDs = []string{alt}
+			s.StatusAt = at
+		}
+		if card {
+			s.CardSeq = &seq
+			s.CapturedAt = at
+		}
+		got, err := marshalTxState(s)
+		want, werr := json.Marshal(s)
+		if (err == nil) != (werr == nil) || err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("marshalTxState\n got %s (%v)\nwant %s (%v)", got, err, want, werr)
+		}
+	})
+}

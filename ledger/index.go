@@ -250,7 +250,7 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 		return err
 	}
 	s.fold(seq, p.TransactionID, foldInputOf(p))
-	v, err := json.Marshal(s)
+	v, err := marshalTxState(s)
 	if err != nil {
 		return err
 	}

@@ -468,9 +468,9 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 			if err != nil {
 				return err
 			}
-			// The appender writes json.Marshal of the state, so the
-			// stored bytes must be exactly the re-folded state's.
-			want, err := json.Marshal(got)
+			// The appender writes the state's JSON, so the stored bytes
+			// must be exactly the re-folded state's.
+			want, err := marshalTxState(got)
 			if err != nil {
 				return err
 			}
