@@ -145,9 +145,14 @@ func (e *Entry) DecodeBody(v any) error {
 // in the caller's goroutine so the single appender only splices in the
 // sequence number and hashes.
 type encodedRecord struct {
-	// tail is everything after `{"v":1,"seq":N`, ending with '}'.
-	tail []byte
+	// buf is seqRoom free bytes, then everything after `{"v":1,"seq":N`,
+	// ending with '}'. newEntry writes the start into the free bytes, so
+	// an encodedRecord makes one entry.
+	buf []byte
 }
+
+// seqRoom fits `{"v":1,"seq":` and any uint64.
+const seqRoom = 40
 
 // encodeRecord validates rec and encodes every field but the sequence
 // number, in the field order of [Entry].
@@ -158,8 +163,8 @@ func encodeRecord(rec *Record) (encodedRecord, error) {
 	if rec.ID == "" || rec.Time.IsZero() {
 		return encodedRecord{}, errors.New("failed to encode entry: id and time are required")
 	}
-	if b, ok := appendRecordTail(make([]byte, 0, 2048), rec); ok {
-		return encodedRecord{tail: b}, nil
+	if b, ok := appendRecordTail(make([]byte, seqRoom, 2048), rec); ok {
+		return encodedRecord{buf: b}, nil
 	}
 	tail := struct {
 		Kind   Kind      `json:"kind"`
@@ -175,17 +180,19 @@ func encodeRecord(rec *Record) (encodedRecord, error) {
 	}
 	// b is `{"kind":...}`; the entry is `{"v":1,"seq":N,"kind":...}`.
 	b[0] = ','
-	return encodedRecord{tail: b}, nil
+	return encodedRecord{buf: append(make([]byte, seqRoom, seqRoom+len(b)), b...)}, nil
 }
 
-// newEntry builds the entry with sequence number seq from an encoded record.
+// newEntry builds the entry with sequence number seq from an encoded
+// record, in place.
 func newEntry(seq uint64, enc encodedRecord) *Entry {
-	b := make([]byte, 0, len(enc.tail)+32)
-	b = append(b, `{"v":`...)
-	b = strconv.AppendInt(b, FormatVersion, 10)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, enc.tail...)
+	var p [seqRoom]byte
+	pre := append(p[:0], `{"v":`...)
+	pre = strconv.AppendInt(pre, FormatVersion, 10)
+	pre = append(pre, `,"seq":`...)
+	pre = strconv.AppendUint(pre, seq, 10)
+	b := enc.buf[seqRoom-len(pre):]
+	copy(b, pre)
 	return &Entry{Seq: seq, bytes: b, leafHash: hashLeaf(b)}
 }
 
