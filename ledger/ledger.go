@@ -146,9 +146,12 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	popts.Levels[0].BlockSize = 32 << 10
 	// The appender's lookups read filter and index blocks of every table;
-	// Pebble's default 8 MiB cache let them fall out under load.
-	popts.Cache = pebble.NewCache(blockCacheSize)
-	defer popts.Cache.Unref()
+	// Pebble's default 8 MiB cache let them fall out under load. Read-only
+	// tools (verify) scan once and keep the default.
+	if !opts.ReadOnly {
+		popts.Cache = pebble.NewCache(blockCacheSize)
+		defer popts.Cache.Unref()
+	}
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		l.unlock()

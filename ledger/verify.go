@@ -123,8 +123,8 @@ type verifyChunk struct {
 }
 
 const (
-	verifyChunkEntries = 512
-	verifyChunkBytes   = 1 << 20
+	verifyChunkEntries = 256
+	verifyChunkBytes   = 256 << 10
 	verifyChunksAhead  = 8
 )
 
