@@ -36,6 +36,7 @@ func (l *Ledger) Append(ctx context.Context, rec Record) (Result, error) {
 	if err := l.Healthy(); err != nil {
 		return Result{}, err
 	}
+	rec = canonical(rec)
 	enc, err := encodeRecord(&rec)
 	if err != nil {
 		return Result{}, err

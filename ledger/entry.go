@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // FormatVersion is the version of the entry encoding written by this code.
@@ -139,6 +141,56 @@ func (e *Entry) DecodeBody(v any) error {
 		return fmt.Errorf("failed to decode %s body of entry %d: %w", e.Kind, e.Seq, err)
 	}
 	return nil
+}
+
+// canonical returns rec with the values its index rows are made from in
+// the form they take once encoded: invalid UTF-8 replaced as encoding/json
+// replaces it (each bad byte by U+FFFD) and the payment time in UTC (an
+// offset with seconds does not survive RFC 3339). Otherwise the rows written
+// from the record would differ from the rows verify derives from the stored
+// entry, and an honest ledger would fail verification.
+func canonical(rec Record) Record {
+	rec.ID = validUTF8(rec.ID)
+	if u := rec.Unique; u != nil && !utf8.ValidString(u.Key) {
+		c := *u
+		c.Key = validUTF8(c.Key)
+		rec.Unique = &c
+	}
+	if p, ok := paymentOf(rec.Body); ok {
+		c := *p
+		for _, f := range []*string{&c.Source, &c.EventID, &c.WebhookID, &c.Type, &c.ProcessorType, &c.TransactionID,
+			&c.MerchantID, &c.Currency, &c.Status, &c.Brand, &c.DataKey} {
+			*f = validUTF8(*f)
+		}
+		for i, id := range c.AltIDs {
+			if !utf8.ValidString(id) {
+				c.AltIDs = slices.Clone(c.AltIDs)
+				c.AltIDs[i] = validUTF8(id)
+			}
+		}
+		c.OccurredAt = c.OccurredAt.UTC()
+		rec.Body = &c
+	}
+	return rec
+}
+
+// validUTF8 replaces each byte of s that is not part of valid UTF-8 by
+// U+FFFD, as encoding/json does.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return string(b)
 }
 
 // encodedRecord is a record encoded up to its sequence number. Encoding runs

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -238,23 +239,43 @@ func (l *Ledger) load() error {
 	}
 	l.id = string(id)
 	l.origin = "paytrail/" + l.id
-	size, err := storedSize(l.db)
+	size, stray, err := storedSize(l.db)
 	if err != nil {
 		return err
 	}
-	ids := compact.RangeNodes(0, size, nil)
-	hashes := make([][]byte, len(ids))
-	for i, n := range ids {
-		if hashes[i], err = readNode(l.db, n); err != nil {
-			return fmt.Errorf("failed to load tree: %w", err)
-		}
+	// A read-only open (verify) goes on whatever it finds: verify checks
+	// everything itself and names the first bad sequence number. Appending
+	// to a tampered store would bury the evidence, so a writable open
+	// refuses.
+	if stray && !l.opts.ReadOnly {
+		return &TamperedError{Seq: size, Reason: "rows after the last entry"}
 	}
-	if l.rng, err = rangeFactory.NewRange(0, size, hashes); err != nil {
-		return fmt.Errorf("failed to load tree: %w", err)
+	l.rng, err = loadTree(l.db, size)
+	if err != nil && !l.opts.ReadOnly {
+		return err
 	}
 	l.head.Store(&treeHead{size: size, tree: l.rng})
 	l.latestCP, l.hasCP, err = latestCheckpointSize(l.db)
 	return err
+}
+
+// loadTree rebuilds the compact range of the tree of size entries from the
+// stored hashes of its right border.
+func loadTree(r reader, size uint64) (*compact.Range, error) {
+	ids := compact.RangeNodes(0, size, nil)
+	hashes := make([][]byte, len(ids))
+	for i, n := range ids {
+		h, err := readNode(r, n)
+		if err != nil {
+			return nil, fmt.Errorf("failed to load tree: %w", err)
+		}
+		hashes[i] = h
+	}
+	rng, err := rangeFactory.NewRange(0, size, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load tree: %w", err)
+	}
+	return rng, nil
 }
 
 // latestCheckpointSize finds the newest stored checkpoint by walking the
@@ -281,23 +302,38 @@ func latestCheckpointSize(r snapReader) (uint64, bool, error) {
 	return 0, ok, nil
 }
 
-// storedSize returns the number of entries in r: one more than the
-// sequence number of the last key of the entry table. Batches are atomic,
-// so the last entry's hash row is there too, unless the store was edited.
-func storedSize(r snapReader) (uint64, error) {
+// storedSize returns the number of entries in r, and whether the entry
+// table goes on past its last entry in a way no honest ledger leaves it.
+// Batches are atomic, so the table ends with the last entry, its hash row
+// and perhaps the checkpoint of that size. Keys after that were written by
+// someone else; the size is then that of the last entry with its hash row,
+// and verify names what follows.
+func storedSize(r snapReader) (size uint64, stray bool, err error) {
 	it, err := prefixIter(r, []byte{tagEntry})
 	if err != nil {
-		return 0, fmt.Errorf("failed to read tree size: %w", err)
+		return 0, false, fmt.Errorf("failed to read tree size: %w", err)
 	}
 	defer it.Close()
-	if !it.Last() {
-		return 0, it.Error()
+	var last, next []byte // the table's last key; the key after the current one
+	walked := 0           // keys after the current one
+	for valid := it.Last(); valid; valid = it.Prev() {
+		k := it.Key()
+		if len(k) == 9 && next != nil {
+			if seq := binary.BigEndian.Uint64(k[1:]); bytes.Equal(next, hashRowKey(seq)) {
+				stray := walked > 2 || walked == 2 && !bytes.Equal(last, checkpointKey(seq+1))
+				return seq + 1, stray, nil
+			}
+		}
+		if last == nil {
+			last = bytes.Clone(k)
+		}
+		next = bytes.Clone(k)
+		walked++
 	}
-	k := it.Key()
-	if len(k) < 9 {
-		return 0, fmt.Errorf("failed to read tree size: malformed entry key: %w", ErrTampered)
+	if err := it.Error(); err != nil {
+		return 0, false, fmt.Errorf("failed to read tree size: %w", err)
 	}
-	return binary.BigEndian.Uint64(k[1:9]) + 1, nil
+	return 0, walked > 0, nil
 }
 
 func rootOf(r *compact.Range) []byte {

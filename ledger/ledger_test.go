@@ -638,3 +638,127 @@ func TestOpenRefusesPreReleaseLayout(t *testing.T) {
 		t.Fatalf("Open = %v, want the pre-release layout refused", err)
 	}
 }
+
+// buildVerifiable appends n entries, alternately payments and admin entries,
+// and closes the ledger.
+func buildVerifiable(t *testing.T, n int) (string, testKeys) {
+	t.Helper()
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	var keys testKeys
+	l := openTest(t, dir, &keys)
+	for i := range n {
+		r := adminRecord(i)
+		if i%2 == 0 {
+			r = paymentRecord(fmt.Sprintf("pay_%d", i/4), TypeCaptured, int64(100+i), t0.Add(time.Duration(i)*time.Second))
+		}
+		if _, err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, keys
+}
+
+func editStore(t *testing.T, dir string, f func(db *pebble.DB)) {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Rows planted after the last entry: verify still runs and names the first
+// sequence number past the ledger; the server refuses to append to it.
+func TestVerifyNamesRowsPastTheEnd(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		edit func(db *pebble.DB)
+	}{
+		{"checkpoint past the end", func(db *pebble.DB) {
+			db.Set(checkpointKey(21), mustGet(t, db, checkpointKey(20)), pebble.Sync)
+		}},
+		{"entry past the end", func(db *pebble.DB) {
+			db.Set(entryKey(25), mustGet(t, db, entryKey(19)), pebble.Sync)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, keys := buildVerifiable(t, 20)
+			editStore(t, dir, tc.edit)
+			if _, err := Open(ctx, Options{Dir: dir}); !errors.Is(err, ErrTampered) {
+				t.Fatalf("writable Open = %v, want it refused as tampered", err)
+			}
+			l, err := Open(ctx, Options{Dir: dir, ReadOnly: true})
+			if err != nil {
+				t.Fatalf("read-only Open = %v; verify could not run", err)
+			}
+			defer l.Close()
+			_, err = l.Verify(ctx, keys.verifiers(t), nil)
+			var te *TamperedError
+			if !errors.As(err, &te) || te.Seq != 20 {
+				t.Fatalf("Verify = %v, want tampering at 20", err)
+			}
+		})
+	}
+}
+
+// A tampered entry is reported even when an index row is wrong too, and
+// the index pass finishes first.
+func TestVerifyReportsTheEntryBeforeTheIndex(t *testing.T) {
+	dir, keys := buildVerifiable(t, 3000)
+	editStore(t, dir, func(db *pebble.DB) {
+		v := []byte(strings.Replace(string(mustGet(t, db, txStateKey("pay_0"))), `"amount_captured":102`, `"amount_captured":1`, 1))
+		db.Set(txStateKey("pay_0"), v, pebble.Sync)
+		e := mustGet(t, db, entryKey(2901))
+		e[len(e)-3] ^= 1
+		db.Set(entryKey(2901), e, pebble.Sync)
+	})
+	l, err := Open(context.Background(), Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 3 {
+		_, err := l.Verify(context.Background(), keys.verifiers(t), nil)
+		var te *TamperedError
+		if !errors.As(err, &te) || te.Index || te.Seq != 2901 {
+			t.Fatalf("Verify = %v, want the entry at 2901", err)
+		}
+	}
+}
+
+// Values that do not survive encoding unchanged (invalid UTF-8, a time
+// offset with seconds) are stored as encoded, so an honest ledger verifies.
+func TestNonCanonicalValuesStillVerify(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var keys testKeys
+	l := openTest(t, dir, &keys)
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.FixedZone("LMT", 30))
+	r := paymentRecord("pay_\xff1", TypeCaptured, 100, at)
+	p := r.Body.(PaymentBody)
+	p.MerchantID, p.Status, p.AltIDs = "m\xc3", "captured\xff", []string{"ch_\xfe"}
+	r.Body = &p
+	if _, err := l.Append(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Verify(ctx, keys.verifiers(t), nil); err != nil {
+		t.Fatalf("honest ledger fails verify: %v", err)
+	}
+	s, err := l.Transaction("pay_\uFFFD1")
+	if err != nil || s.MerchantID != "m\uFFFD" || !s.FirstSeen.Equal(at) {
+		t.Fatalf("Transaction = %+v, %v", s, err)
+	}
+	if p.MerchantID != "m\xc3" {
+		t.Fatal("Append changed the caller's body")
+	}
+	l.Close()
+}

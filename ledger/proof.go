@@ -98,14 +98,14 @@ func readNode(r reader, id compact.NodeID) ([]byte, error) {
 	seq, off := nodeRow(id.Level, id.Index)
 	v, closer, err := r.Get(hashRowKey(seq))
 	if err == pebble.ErrNotFound {
-		return nil, fmt.Errorf("tree node %d/%d missing: %w", id.Level, id.Index, ErrTampered)
+		return nil, &TamperedError{Seq: seq, Reason: fmt.Sprintf("tree node %d/%d missing", id.Level, id.Index)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read tree node: %w", err)
 	}
 	defer closer.Close()
 	if len(v) < off+32 {
-		return nil, fmt.Errorf("tree node %d/%d missing: %w", id.Level, id.Index, ErrTampered)
+		return nil, &TamperedError{Seq: seq, Reason: fmt.Sprintf("tree node %d/%d missing", id.Level, id.Index)}
 	}
 	return bytes.Clone(v[off : off+32]), nil
 }

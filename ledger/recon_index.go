@@ -62,7 +62,7 @@ func (l *Ledger) TxSnapshot() (*TxSnapshot, error) {
 	}
 	snap := l.db.NewSnapshot()
 	s := &TxSnapshot{snap: snap, release: release}
-	if s.size, err = storedSize(snap); err != nil {
+	if s.size, _, err = storedSize(snap); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/bits"
 	"runtime"
@@ -52,20 +51,15 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 	defer cancel()
 	idx := &indexReport{}
 	idxErr := make(chan error, 1)
-	go func() {
-		err := verifyIndexes(ctx, snap, idx)
-		if err != nil {
-			cancel()
-		}
-		idxErr <- err
-	}()
+	go func() { idxErr <- verifyIndexes(ctx, snap, idx) }()
+	// A tampered entry is the more precise finding: it is reported before
+	// any index finding, so an index failure does not stop the tree pass.
 	treeErr := l.verifyTree(ctx, snap, verifiers, progress, rep)
 	if treeErr != nil {
 		cancel()
 	}
 	ierr := <-idxErr
-	// A tampered entry is the more precise finding: report it first.
-	if treeErr != nil && !(errors.Is(treeErr, context.Canceled) && ierr != nil) {
+	if treeErr != nil {
 		return nil, treeErr
 	}
 	if ierr != nil {
