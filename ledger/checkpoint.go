@@ -104,7 +104,9 @@ func (l *Ledger) checkpointNow() error {
 	}
 	l.cp.lastSize, l.cp.signed = size, true
 	l.mu.Lock()
-	l.latestCP, l.hasCP = size, true
+	if !l.hasCP || size >= l.latestCP {
+		l.latestCP, l.hasCP, l.cpKnown = size, true, true
+	}
 	l.mu.Unlock()
 	return nil
 }
@@ -117,6 +119,14 @@ func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 	}
 	defer release()
 	l.mu.Lock()
+	if !l.cpKnown {
+		size, ok, err := latestCheckpointSize(l.db)
+		if err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		l.latestCP, l.hasCP, l.cpKnown = size, ok, true
+	}
 	size, ok := l.latestCP, l.hasCP
 	l.mu.Unlock()
 	if !ok {

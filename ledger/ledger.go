@@ -89,6 +89,7 @@ type Ledger struct {
 	mu       sync.Mutex // guards the fields below
 	latestCP uint64     // size of the newest stored checkpoint, if hasCP
 	hasCP    bool
+	cpKnown  bool // latestCP and hasCP are set (found on first use)
 
 	cp checkpointer
 
@@ -255,8 +256,7 @@ func (l *Ledger) load() error {
 		return err
 	}
 	l.head.Store(&treeHead{size: size, tree: l.rng})
-	l.latestCP, l.hasCP, err = latestCheckpointSize(l.db)
-	return err
+	return nil
 }
 
 // loadTree rebuilds the compact range of the tree of size entries from the
@@ -280,7 +280,9 @@ func loadTree(r reader, size uint64) (*compact.Range, error) {
 
 // latestCheckpointSize finds the newest stored checkpoint by walking the
 // entry table back from its end. A checkpoint is signed at least every
-// second while entries arrive and at every close, so the walk is short.
+// second while entries arrive and at every close, so the walk is short
+// unless signing failed for a long time; it runs once per open, on the
+// first LatestCheckpoint, and not at all for verify.
 func latestCheckpointSize(r snapReader) (uint64, bool, error) {
 	it, err := prefixIter(r, []byte{tagEntry})
 	if err != nil {
