@@ -129,3 +129,21 @@ func FuzzMarshalTxState(f *testing.F) {
 		}
 	})
 }
+
+// Every record encodes as encoding/json would, whichever path it takes.
+func TestEncodeRecordMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 20, 12, 0, 0, 7, time.UTC)
+	for _, rec := range []*Record{
+		{Kind: KindAdmin, ID: "a<1>", Time: at, Policy: 1, Body: AdminBody{ActorID: "p&1", Action: "principal.create", Details: map[string]string{"z": "\u2028", "a": "x"}}},
+		{Kind: KindAccess, ID: "a2", Time: at, Body: AccessBody{ActorID: "p1", Resource: "/v1/transactions?x=<y>", Status: 200}, Unique: &Unique{Key: "k", Digest: []byte{0}}},
+		{Kind: KindPayment, ID: "p3", Time: at, Body: PaymentBody{Source: "dev", TransactionID: "t", OccurredAt: at}},
+	} {
+		enc, err := encodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := enc.buf[seqRoom:], jsonTail(t, rec); !bytes.Equal(got, want) {
+			t.Fatalf("encodeRecord(%s)\n got %s\nwant %s", rec.Kind, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -215,8 +216,10 @@ func encodeRecord(rec *Record) (encodedRecord, error) {
 	if rec.ID == "" || rec.Time.IsZero() {
 		return encodedRecord{}, errors.New("failed to encode entry: id and time are required")
 	}
-	if b, ok := appendRecordTail(make([]byte, seqRoom, 2048), rec); ok {
-		return encodedRecord{buf: b}, nil
+	if _, ok := paymentOf(rec.Body); ok {
+		if b, ok := appendRecordTail(make([]byte, seqRoom, 2048), rec); ok {
+			return encodedRecord{buf: b}, nil
+		}
 	}
 	tail := struct {
 		Kind   Kind      `json:"kind"`
@@ -226,14 +229,22 @@ func encodeRecord(rec *Record) (encodedRecord, error) {
 		Body   any       `json:"body"`
 		Unique *Unique   `json:"unique,omitempty"`
 	}{rec.Kind, rec.ID, rec.Time.UTC(), rec.Policy, rec.Body, rec.Unique}
-	b, err := json.Marshal(tail)
-	if err != nil {
+	// An Encoder writes what json.Marshal returns, plus a newline, into a
+	// reused buffer; the record gets one allocation of its exact size.
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer encodeBuffers.Put(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(tail); err != nil {
 		return encodedRecord{}, fmt.Errorf("failed to encode %s entry: %w", rec.Kind, err)
 	}
-	// b is `{"kind":...}`; the entry is `{"v":1,"seq":N,"kind":...}`.
-	b[0] = ','
-	return encodedRecord{buf: append(make([]byte, seqRoom, seqRoom+len(b)), b...)}, nil
+	// buf is `{"kind":...}\n`; the entry is `{"v":1,"seq":N,"kind":...}`.
+	js := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	b := append(make([]byte, seqRoom, seqRoom+len(js)), js...)
+	b[seqRoom] = ','
+	return encodedRecord{buf: b}, nil
 }
+
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // newEntry builds the entry with sequence number seq from an encoded
 // record, in place.
