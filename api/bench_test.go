@@ -175,8 +175,9 @@ func reportIngest(b *testing.B, elapsed time.Duration, lat []time.Duration) {
 // ingestBenchServer starts the real server the way `paytrail serve` does
 // (data dir with real keys, default checkpoint interval, http.Server with
 // the production timeouts) on a loopback port, with one "dev" source. It
-// returns the webhook URL of "dev".
-func ingestBenchServer(tb testing.TB) string {
+// returns the webhook URL of "dev" and a func that stops the server and
+// closes the data dir.
+func ingestBenchServer(tb testing.TB) (url string, stop func()) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.DiscardHandler)
@@ -197,7 +198,7 @@ func ingestBenchServer(tb testing.TB) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, 30*time.Second) }()
-	tb.Cleanup(func() {
+	return "http://" + ln.Addr().String() + "/v1/webhooks/dev", func() {
 		cancel()
 		if err := <-done; err != nil {
 			tb.Error(err)
@@ -205,8 +206,7 @@ func ingestBenchServer(tb testing.TB) string {
 		if err := node.Close(); err != nil {
 			tb.Error(err)
 		}
-	})
-	return "http://" + ln.Addr().String() + "/v1/webhooks/dev"
+	}
 }
 
 // BenchmarkIngestFull measures the full webhook path: signature check,
@@ -214,7 +214,8 @@ func ingestBenchServer(tb testing.TB) string {
 // encryption under the cardholder's data key, and the durable group-commit
 // append, with 64 concurrent clients. One op is one event.
 func BenchmarkIngestFull(b *testing.B) {
-	url := ingestBenchServer(b)
+	url, stop := ingestBenchServer(b)
+	defer stop()
 	events := ingestBenchEvents(b, b.N)
 	b.ResetTimer()
 	elapsed, lat := ingestBenchLoad(b, url, events)
@@ -228,7 +229,8 @@ func BenchmarkIngestFull(b *testing.B) {
 // may share an fsync between concurrent writers), driven by the same 64
 // clients with the same signed bodies.
 func BenchmarkIngestBaseline(b *testing.B) {
-	url := ingestBaselineServer(b)
+	url, stop := ingestBaselineServer(b)
+	defer stop()
 	events := ingestBenchEvents(b, b.N)
 	b.ResetTimer()
 	elapsed, lat := ingestBenchLoad(b, url, events)
@@ -236,9 +238,44 @@ func BenchmarkIngestBaseline(b *testing.B) {
 	reportIngest(b, elapsed, lat)
 }
 
+// BenchmarkIngestVsBaseline runs b.N rounds, each posting 4000 new events
+// to a new full server and then the same events to a new baseline server,
+// and reports the medians of both throughputs, of the per-round ratio and
+// of the full path's p99, so that drift in the machine's load and fsync
+// latency hits both sides alike:
+//
+//	go test ./api -run '^$' -bench IngestVsBaseline -benchtime 5x
+func BenchmarkIngestVsBaseline(b *testing.B) {
+	const n = 4000
+	var fulls, bases, ratios, p99s []float64
+	for range b.N {
+		events := ingestBenchEvents(b, n)
+		url, stop := ingestBenchServer(b)
+		elapsed, lat := ingestBenchLoad(b, url, events)
+		stop()
+		full := float64(n) / elapsed.Seconds()
+		p99s = append(p99s, float64(lat[min(len(lat)-1, len(lat)*99/100)])/float64(time.Millisecond))
+		url, stop = ingestBaselineServer(b)
+		elapsed, _ = ingestBenchLoad(b, url, events)
+		stop()
+		base := float64(n) / elapsed.Seconds()
+		fulls, bases, ratios = append(fulls, full), append(bases, base), append(ratios, full/base)
+	}
+	b.ReportMetric(median(fulls), "full_events/s")
+	b.ReportMetric(median(bases), "baseline_events/s")
+	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(median(p99s), "full_p99_ms")
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
 // ingestBaselineServer serves the baseline handler on a loopback port and
-// returns its URL.
-func ingestBaselineServer(tb testing.TB) string {
+// returns its URL and a func that stops it.
+func ingestBaselineServer(tb testing.TB) (url string, stop func()) {
 	tb.Helper()
 	db, err := pebble.Open(tb.TempDir(), &pebble.Options{Logger: ingestBenchQuietLogger{}})
 	if err != nil {
@@ -266,13 +303,12 @@ func ingestBaselineServer(tb testing.TB) string {
 	}
 	hs := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
-	tb.Cleanup(func() {
+	return "http://" + ln.Addr().String() + "/v1/webhooks/dev", func() {
 		hs.Close()
 		if err := db.Close(); err != nil {
 			tb.Error(err)
 		}
-	})
-	return "http://" + ln.Addr().String() + "/v1/webhooks/dev"
+	}
 }
 
 type ingestBenchQuietLogger struct{}
@@ -288,8 +324,10 @@ func (ingestBenchQuietLogger) Fatalf(format string, args ...any) {
 // event is accepted by the real server and by the baseline.
 func TestIngestBenchLoad(t *testing.T) {
 	events := ingestBenchEvents(t, 300)
-	for _, url := range []string{ingestBenchServer(t), ingestBaselineServer(t)} {
+	for _, start := range []func(testing.TB) (string, func()){ingestBenchServer, ingestBaselineServer} {
+		url, stop := start(t)
 		_, lat := ingestBenchLoad(t, url, events)
+		stop()
 		if lat[0] <= 0 {
 			t.Fatalf("%s: not every event was answered", url)
 		}
