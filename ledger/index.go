@@ -241,10 +241,8 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 	if s == nil {
 		s = &TxState{}
 	}
-	var before [][]byte
-	if s.TransactionID != "" {
-		before = listKeys(s)
-	}
+	// The fields the list rows are keyed by, before this event.
+	old := TxState{TransactionID: s.TransactionID, MerchantID: s.MerchantID, FirstSeen: s.FirstSeen, CapturedAt: s.CapturedAt}
 	ek, ev := txEntryRow(seq, p)
 	if err := w.Set(ek, ev, nil); err != nil {
 		return err
@@ -267,6 +265,13 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 	}
 	// List rows move only when first_seen or captured_at changed, which
 	// most events of a transaction do not do.
+	if old.TransactionID != "" && old.MerchantID == s.MerchantID && old.FirstSeen.Equal(s.FirstSeen) && old.CapturedAt.Equal(s.CapturedAt) {
+		return nil
+	}
+	var before [][]byte
+	if old.TransactionID != "" {
+		before = listKeys(&old)
+	}
 	after := listKeys(s)
 	for _, k := range before {
 		if !slices.ContainsFunc(after, func(a []byte) bool { return bytes.Equal(a, k) }) {

@@ -80,7 +80,16 @@ func checkpointKey(size uint64) []byte {
 // so that a prefix scan for one value never matches a longer one; callers
 // must not use values containing 0x00 (ids are validated at the edge).
 func key(tag byte, parts ...any) []byte {
-	k := []byte{tag}
+	n := 1
+	for _, p := range parts {
+		if v, ok := p.(string); ok {
+			n += len(v) + 1
+		} else {
+			n += 8
+		}
+	}
+	k := make([]byte, 1, n)
+	k[0] = tag
 	for _, p := range parts {
 		switch v := p.(type) {
 		case string:
