@@ -213,23 +213,19 @@ func ingestBenchServer(tb testing.TB) (url string, stop func()) {
 // parse and normalization, SAD stripping, PAN tokenization, per-field
 // encryption under the cardholder's data key, and the durable group-commit
 // append, with 64 concurrent clients. One op is one event.
-func BenchmarkIngestFull(b *testing.B) {
-	url, stop := ingestBenchServer(b)
-	defer stop()
-	events := ingestBenchEvents(b, b.N)
-	b.ResetTimer()
-	elapsed, lat := ingestBenchLoad(b, url, events)
-	b.StopTimer()
-	reportIngest(b, elapsed, lat)
-}
+func BenchmarkIngestFull(b *testing.B) { benchIngest(b, ingestBenchServer) }
 
 // BenchmarkIngestBaseline is the bare baseline for BenchmarkIngestFull: a
 // Gin handler that only reads the body and writes it to Pebble (with the
-// ledger store's memtable size) with one synced write per request (pebble.Sync, so Pebble's own commit pipeline
-// may share an fsync between concurrent writers), driven by the same 64
-// clients with the same signed bodies.
-func BenchmarkIngestBaseline(b *testing.B) {
-	url, stop := ingestBaselineServer(b)
+// ledger store's memtable size) with one synced write per request
+// (pebble.Sync, so Pebble's own commit pipeline may share an fsync between
+// concurrent writers), driven by the same 64 clients with the same signed
+// bodies.
+func BenchmarkIngestBaseline(b *testing.B) { benchIngest(b, ingestBaselineServer) }
+
+// benchIngest posts b.N new events to the server start starts.
+func benchIngest(b *testing.B, start func(testing.TB) (url string, stop func())) {
+	url, stop := start(b)
 	defer stop()
 	events := ingestBenchEvents(b, b.N)
 	b.ResetTimer()
