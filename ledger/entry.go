@@ -157,7 +157,7 @@ func canonical(rec Record) Record {
 		c.Key = validUTF8(c.Key)
 		rec.Unique = &c
 	}
-	if p, ok := paymentOf(rec.Body); ok {
+	if p, ok := paymentOf(rec.Body); ok && !canonicalPayment(p) {
 		c := *p
 		for _, f := range []*string{&c.Source, &c.EventID, &c.WebhookID, &c.Type, &c.ProcessorType, &c.TransactionID,
 			&c.MerchantID, &c.Currency, &c.Status, &c.Brand, &c.DataKey} {
@@ -173,6 +173,26 @@ func canonical(rec Record) Record {
 		rec.Body = &c
 	}
 	return rec
+}
+
+// canonicalPayment reports whether p is already as canonical makes it (the
+// common case, which then costs no copy).
+func canonicalPayment(p *PaymentBody) bool {
+	if p.OccurredAt.Location() != time.UTC {
+		return false
+	}
+	for _, v := range [...]string{p.Source, p.EventID, p.WebhookID, p.Type, p.ProcessorType, p.TransactionID,
+		p.MerchantID, p.Currency, p.Status, p.Brand, p.DataKey} {
+		if !utf8.ValidString(v) {
+			return false
+		}
+	}
+	for _, id := range p.AltIDs {
+		if !utf8.ValidString(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // validUTF8 replaces each byte of s that is not part of valid UTF-8 by
