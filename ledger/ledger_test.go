@@ -762,3 +762,25 @@ func TestNonCanonicalValuesStillVerify(t *testing.T) {
 	}
 	l.Close()
 }
+
+// A read-only open finds the newest stored checkpoint (the one Close signs).
+func TestLatestCheckpointAfterReopen(t *testing.T) {
+	dir, keys := buildVerifiable(t, 7)
+	l, err := Open(context.Background(), Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	signed, err := l.LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open(signed, keys.verifiers(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp log.Checkpoint
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil || cp.Size != 7 || cp.Size != l.Size() {
+		t.Fatalf("latest checkpoint %+v (%v), want size 7", cp, err)
+	}
+}
