@@ -17,7 +17,7 @@ const redactedPAN = "(redacted)"
 func redactPANs(s string) string {
 	var b strings.Builder
 	last := 0
-	forEachPANRun(s, func(start, end int) {
+	crypto.FindPANs(s, func(start, end int) {
 		b.WriteString(s[last:start])
 		b.WriteString(redactedPAN)
 		last = end
@@ -30,39 +30,4 @@ func redactPANs(s string) string {
 }
 
 // hasPAN reports whether s holds a valid card number (see redactPANs).
-func hasPAN(s string) bool {
-	found := false
-	forEachPANRun(s, func(int, int) { found = true })
-	return found
-}
-
-// forEachPANRun calls fn with the byte range of each digit run of s that
-// crypto accepts as a card number.
-func forEachPANRun(s string, fn func(start, end int)) {
-	isDigit := func(i int) bool { return i >= 0 && i < len(s) && s[i] >= '0' && s[i] <= '9' }
-	for i := 0; i < len(s); {
-		if !isDigit(i) {
-			i++
-			continue
-		}
-		start, digits, j := i, 0, i
-		for j < len(s) {
-			if isDigit(j) {
-				digits++
-				j++
-				continue
-			}
-			if (s[j] == ' ' || s[j] == '-') && isDigit(j-1) && isDigit(j+1) {
-				j++
-				continue
-			}
-			break
-		}
-		if digits >= 13 && digits <= 19 {
-			if _, err := crypto.NormalizePAN(s[start:j]); err == nil {
-				fn(start, j)
-			}
-		}
-		i = j
-	}
-}
+func hasPAN(s string) bool { return crypto.ContainsPAN(s) }

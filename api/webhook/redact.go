@@ -71,7 +71,7 @@ func (r *panRedactor) check(s string) bool {
 	if r.pan != "" && strings.Contains(stripSeparators(s), r.pan) {
 		return true
 	}
-	return hasLuhnRun(s)
+	return crypto.ContainsPAN(s)
 }
 
 // panDigits returns the digits of a card number made of digits, spaces and
@@ -91,41 +91,6 @@ func panDigits(pan string) (string, bool) {
 		return "", false
 	}
 	return b.String(), true
-}
-
-// hasLuhnRun reports whether s holds a run of 13 to 19 digits, with at most
-// one space or dash between consecutive digits and no digit on either side,
-// that passes the Luhn check: the shape of a PAN as people write it.
-func hasLuhnRun(s string) bool {
-	var buf [19]byte
-	n := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) {
-			c := s[i]
-			if isDigit(c) {
-				if n < len(buf) {
-					buf[n] = c
-				}
-				n++
-				continue
-			}
-			if (c == ' ' || c == '-') && n > 0 && isDigit(s[i-1]) && i+1 < len(s) && isDigit(s[i+1]) {
-				continue
-			}
-		}
-		if n >= 13 && n <= len(buf) && isPAN(buf[:n]) {
-			return true
-		}
-		n = 0
-	}
-	return false
-}
-
-// isPAN reports whether the digits are a valid card number: the same
-// length and Luhn rules crypto applies before tokenizing.
-func isPAN(digits []byte) bool {
-	_, err := crypto.NormalizePAN(string(digits))
-	return err == nil
 }
 
 func countDigits(s string) int {
