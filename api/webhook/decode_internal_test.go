@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -80,12 +78,7 @@ func referenceDecode(body []byte) (map[string]any, error) {
 }
 
 func FuzzDecodeObject(f *testing.F) {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fixtures(f, "") {
 		f.Add(b)
 	}
 	for _, s := range []string{`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":1},"c":{"b":1}}`, `{"a:":"b:","c\"":":"}`,

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -48,12 +46,7 @@ func TestEncodeJSON(t *testing.T) {
 // FuzzEncodeJSON holds encodeJSON to encoding/json's bytes for every tree
 // decodeObject makes, and for every string.
 func FuzzEncodeJSON(f *testing.F) {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fixtures(f, "") {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"a":"\u2028\ud800<>&\u0000","b":[1,-0.5e10,true,null,{}],"":[]}`))

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,26 +16,8 @@ import (
 	"github.com/paytrail/paytrail/ledger/money"
 )
 
-// fixtures returns the sample bodies whose names start with prefix.
-func fixtures(tb testing.TB, prefix string) [][]byte {
-	tb.Helper()
-	names, err := filepath.Glob(filepath.Join("testdata", prefix+"*.json"))
-	if err != nil || len(names) == 0 {
-		tb.Fatalf("no %s fixtures: %v", prefix, err)
-	}
-	var bodies [][]byte
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		bodies = append(bodies, b)
-	}
-	return bodies
-}
-
 func FuzzVerifyStripeHeader(f *testing.F) {
-	for _, body := range fixtures(f, "stripe-") {
+	for _, body := range webhook.Fixtures(f, "stripe-") {
 		f.Add(stripeHeader(body, stripeSecretNew, now), body)
 		f.Add(stripeHeader(body, stripeSecretOld, now.Add(-time.Minute))+",v0=00", body)
 	}
@@ -64,7 +44,7 @@ func FuzzVerifyStripeHeader(f *testing.F) {
 }
 
 func FuzzVerifyStandardHeaders(f *testing.F) {
-	for i, body := range fixtures(f, "generic-") {
+	for i, body := range webhook.Fixtures(f, "generic-") {
 		id := "msg_" + strings.Repeat("x", i+1)
 		h := standardHeaders(f, id, now, body, standardSecretNew)
 		f.Add(id, h.Get("Webhook-Timestamp"), h.Get("Webhook-Signature"), body)
@@ -106,7 +86,7 @@ func FuzzVerifyStandardHeaders(f *testing.F) {
 }
 
 func FuzzNormalizeGeneric(f *testing.F) {
-	for _, b := range fixtures(f, "") {
+	for _, b := range webhook.Fixtures(f, "") {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -130,7 +110,7 @@ func FuzzNormalizeGeneric(f *testing.F) {
 }
 
 func FuzzNormalizeStripe(f *testing.F) {
-	for _, b := range fixtures(f, "") {
+	for _, b := range webhook.Fixtures(f, "") {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

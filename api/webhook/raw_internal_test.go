@@ -2,8 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -52,12 +50,7 @@ func referenceRaw(t *testing.T, body []byte, generic bool) (raw, address []byte)
 // body holds: SAD keys at any depth and in any spelling, card numbers
 // anywhere, escapes, unsorted keys, white space.
 func FuzzRawMatchesReference(f *testing.F) {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fixtures(f, "") {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"id":"e1","type":"payment.captured","occurred_at":"2026-11-20T14:03:11Z","transaction_id":"t1",` +
