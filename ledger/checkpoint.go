@@ -91,7 +91,7 @@ func (l *Ledger) checkpointNow() error {
 		if err := l.cosign(size, stored); err != nil {
 			return err
 		}
-		l.cp.lastSize, l.cp.signed = size, true
+		l.signedAt(size)
 		return nil
 	}
 	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: rootOf(tree)}.Marshal()
@@ -102,13 +102,19 @@ func (l *Ledger) checkpointNow() error {
 	if err := l.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
 		return fmt.Errorf("failed to store checkpoint: %w", err)
 	}
+	l.signedAt(size)
+	return nil
+}
+
+// signedAt records that the checkpoint of size is stored and signed by the
+// current signer. The caller holds cp.mu.
+func (l *Ledger) signedAt(size uint64) {
 	l.cp.lastSize, l.cp.signed = size, true
 	l.mu.Lock()
 	if !l.hasCP || size >= l.latestCP {
 		l.latestCP, l.hasCP, l.cpKnown = size, true, true
 	}
 	l.mu.Unlock()
-	return nil
 }
 
 // LatestCheckpoint returns the most recent signed checkpoint note.
