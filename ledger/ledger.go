@@ -117,10 +117,13 @@ func (l *Ledger) brokenErr() error {
 	return nil
 }
 
-// The ledger store's block cache and memtable size (Pebble keeps up to two
-// memtables while one flushes), for writable opens.
+// The ledger store's block cache and memtable size, for writable opens.
+// Pebble reserves its memtables' memory out of the block cache (up to two
+// while one flushes), so the cache must be larger than that: at 64 MiB the
+// reservations left it no room at all, and every filter and index block
+// the appender looked at was read from disk again.
 const (
-	blockCacheSize = 64 << 20
+	blockCacheSize = 128 << 20
 	memTableSize   = 32 << 20
 )
 
@@ -202,7 +205,7 @@ func storeOptions(readOnly bool, logger pebble.Logger) *pebble.Options {
 		return o
 	}
 	// The appender's lookups read filter and index blocks of every table;
-	// Pebble's default 8 MiB cache let them fall out under load.
+	// they must stay cached. The memtables below are carved out of it.
 	o.Cache = pebble.NewCache(blockCacheSize)
 	// Fewer, larger flushes: under a sustained webhook load (24,000 events,
 	// 64 clients) ingest ran ~12% faster than with Pebble's 4 MiB

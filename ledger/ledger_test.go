@@ -784,3 +784,42 @@ func TestLatestCheckpointAfterReopen(t *testing.T) {
 		t.Fatalf("latest checkpoint %+v (%v), want size 7", cp, err)
 	}
 }
+
+// TestBlockCacheKeepsBlocks checks that a writable store's block cache
+// holds the blocks that lookups read once the memtables have grown to full
+// size. Pebble carves its memtables out of the block cache; when they took
+// all of it, every lookup read its table's filter block from disk again.
+func TestBlockCacheKeepsBlocks(t *testing.T) {
+	o := storeOptions(false, PebbleLogger(discardLogger(), "test"))
+	db, err := pebble.Open(t.TempDir(), o)
+	o.Cache.Unref()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Enough to grow the memtables to memTableSize and flush twice.
+	val := make([]byte, 1000)
+	for i := range 3 * memTableSize / len(val) {
+		if err := db.Set(txStateKey(fmt.Sprintf("tx%08d", i)), val, pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before := db.Metrics().BlockCache
+	r := &filteredReader{db: db}
+	for i := range 1000 {
+		if _, _, err := r.Get(txStateKey(fmt.Sprintf("tx%08dx", i*29))); !errors.Is(err, pebble.ErrNotFound) {
+			t.Fatalf("absent key: %v", err)
+		}
+	}
+	r.it.Close()
+	after := db.Metrics().BlockCache
+	if misses := after.Misses - before.Misses; misses > 100 {
+		t.Errorf("1000 lookups of absent keys missed the block cache %d times; want each table's blocks read once", misses)
+	}
+	if after.Count == 0 {
+		t.Error("the block cache holds no blocks")
+	}
+}
