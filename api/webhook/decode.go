@@ -35,21 +35,29 @@ const (
 // maps, slices, strings, json.Numbers, bools and nils: the values, down to
 // the non-nil empty maps and slices, that an [encoding/json.Decoder] with
 // UseNumber makes.
+//
+// A body breaking several rules is reported for the first of: invalid UTF-8,
+// bad syntax (anything [encoding/json.Valid] rejects), nesting too deep, not
+// an object, a duplicate key.
 func decodeObject(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, fmt.Errorf("failed to decode event: invalid UTF-8: %w", ErrMalformed)
 	}
-	// json.Valid is a fast, strict syntax check (one value, nothing after
-	// it); it makes the tree builder below, which checks no syntax, safe.
-	if !json.Valid(body) {
-		return nil, fmt.Errorf("failed to decode event: not a single JSON value: %w", ErrMalformed)
-	}
 	d := treeDecoder{body: body, src: string(body)}
-	v, err := d.value(0)
-	if errors.Is(err, errTooDeep) {
-		return nil, fmt.Errorf("failed to decode event: nested deeper than %d levels: %w", maxDepth, ErrMalformed)
+	v, err := d.document()
+	if errors.Is(err, errTooDeep) && !json.Valid(body) {
+		// The decoder stops at the depth limit, before the rest of the
+		// body; a syntax error anywhere still takes precedence.
+		// encoding/json also caps nesting (at 10000 levels) as a syntax
+		// error, which this keeps too.
+		err = errSyntax
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errSyntax):
+		return nil, fmt.Errorf("failed to decode event: not a single JSON value: %w", ErrMalformed)
+	case errors.Is(err, errTooDeep):
+		return nil, fmt.Errorf("failed to decode event: nested deeper than %d levels: %w", maxDepth, ErrMalformed)
+	case err != nil:
 		return nil, fmt.Errorf("failed to decode event: %w", ErrMalformed)
 	}
 	m, ok := v.(map[string]any)
@@ -61,134 +69,6 @@ func decodeObject(body []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("failed to decode event: duplicate object key: %w", ErrMalformed)
 	}
 	return m, nil
-}
-
-// errTooDeep is the treeDecoder's error for nesting deeper than maxDepth.
-var errTooDeep = errors.New("nested too deep")
-
-// treeDecoder builds the tree of a body that json.Valid has accepted, in one
-// pass and without reflection. Because the syntax is known to be valid it
-// checks none: it only stops at the depth limit and notes a repeated key.
-// Every key, unescaped string and number of the tree is a substring of src,
-// the body converted once; a string with escapes is unescaped by
-// encoding/json.
-type treeDecoder struct {
-	body []byte
-	src  string // string(body)
-	i    int    // offset of the next byte to read
-	dup  bool   // an object repeats a key (after unescaping)
-}
-
-// value reads the value at d.i, which sits inside depth objects and arrays.
-func (d *treeDecoder) value(depth int) (any, error) {
-	d.space()
-	switch d.body[d.i] {
-	case '{':
-		if depth+1 > maxDepth {
-			return nil, errTooDeep
-		}
-		d.i++
-		m := map[string]any{}
-		if d.space(); d.body[d.i] == '}' {
-			d.i++
-			return m, nil
-		}
-		for {
-			d.space()
-			k, err := d.str()
-			if err != nil {
-				return nil, err
-			}
-			d.space()
-			d.i++ // ':'
-			v, err := d.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := m[k]; ok {
-				d.dup = true
-			}
-			m[k] = v
-			d.space()
-			d.i++ // ',' or '}'
-			if d.body[d.i-1] == '}' {
-				return m, nil
-			}
-		}
-	case '[':
-		if depth+1 > maxDepth {
-			return nil, errTooDeep
-		}
-		d.i++
-		a := []any{}
-		if d.space(); d.body[d.i] == ']' {
-			d.i++
-			return a, nil
-		}
-		for {
-			v, err := d.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, v)
-			d.space()
-			d.i++ // ',' or ']'
-			if d.body[d.i-1] == ']' {
-				return a, nil
-			}
-		}
-	case '"':
-		return d.str()
-	case 't':
-		d.i += len("true")
-		return true, nil
-	case 'f':
-		d.i += len("false")
-		return false, nil
-	case 'n':
-		d.i += len("null")
-		return nil, nil
-	}
-	start := d.i
-	for d.i < len(d.body) && isNumberByte(d.body[d.i]) {
-		d.i++
-	}
-	return json.Number(d.src[start:d.i]), nil
-}
-
-// str reads the string at d.i, which starts with its opening quote.
-func (d *treeDecoder) str() (string, error) {
-	start := d.i
-	escaped := false
-	for d.i++; d.body[d.i] != '"'; d.i++ {
-		if d.body[d.i] == '\\' {
-			escaped = true
-			d.i++ // the escaped byte, which may be a quote
-		}
-	}
-	d.i++
-	if !escaped {
-		return d.src[start+1 : d.i-1], nil
-	}
-	var s string
-	err := json.Unmarshal(d.body[start:d.i], &s)
-	return s, err
-}
-
-// space skips JSON white space.
-func (d *treeDecoder) space() {
-	for d.i < len(d.body) {
-		switch d.body[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-func isNumberByte(c byte) bool {
-	return isDigit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
 // fields reads typed fields of one decoded object. A nil map reads as an

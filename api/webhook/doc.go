@@ -31,12 +31,12 @@
 // # Normalization
 //
 // [NormalizeGeneric] reads paytrail's generic event JSON and [NormalizeStripe]
-// reads Stripe event JSON. Both decode with [encoding/json.Decoder] and
-// UseNumber and reject, with an error wrapping [ErrMalformed]: invalid UTF-8,
-// anything but a single JSON object, duplicate object keys, nesting deeper
-// than 64 levels, and amounts that are not JSON integers in [0, 2^53]. A
-// missing or invalid field is reported as a [*FieldError] naming the field;
-// its message never contains the field's value.
+// reads Stripe event JSON. Both decode as an [encoding/json.Decoder] with
+// UseNumber would, and reject, with an error wrapping [ErrMalformed]:
+// invalid UTF-8, anything but a single JSON object, duplicate object keys,
+// nesting deeper than 64 levels, and amounts that are not JSON integers in
+// [0, 2^53]. A missing or invalid field is reported as a [*FieldError]
+// naming the field; its message never contains the field's value.
 //
 // # Card data
 //
