@@ -30,18 +30,29 @@ const (
 	maxUnixTime = 253402300799
 )
 
+// decoded is a body's tree and what the decoder noticed while building it.
+type decoded struct {
+	root map[string]any
+	// sadRemoved reports that members naming sensitive authentication
+	// data were left out of root (see StripSAD).
+	sadRemoved bool
+}
+
 // decodeObject decodes body, which must be exactly one JSON object in valid
 // UTF-8 with no duplicate keys and at most maxDepth levels of nesting, into
 // maps, slices, strings, json.Numbers, bools and nils: the values, down to
 // the non-nil empty maps and slices, that an [encoding/json.Decoder] with
-// UseNumber makes.
+// UseNumber makes, less what StripSAD would delete. Sensitive
+// authentication data is dropped as it is read, so that no later step can
+// copy it anywhere and none has to walk the tree for it; it must still obey
+// the rules above.
 //
 // A body breaking several rules is reported for the first of: invalid UTF-8,
 // bad syntax (anything [encoding/json.Valid] rejects), nesting too deep, not
 // an object, a duplicate key.
-func decodeObject(body []byte) (map[string]any, error) {
+func decodeObject(body []byte) (decoded, error) {
 	if !utf8.Valid(body) {
-		return nil, fmt.Errorf("failed to decode event: invalid UTF-8: %w", ErrMalformed)
+		return decoded{}, fmt.Errorf("failed to decode event: invalid UTF-8: %w", ErrMalformed)
 	}
 	d := treeDecoder{body: body, src: string(body)}
 	v, err := d.document()
@@ -54,21 +65,21 @@ func decodeObject(body []byte) (map[string]any, error) {
 	}
 	switch {
 	case errors.Is(err, errSyntax):
-		return nil, fmt.Errorf("failed to decode event: not a single JSON value: %w", ErrMalformed)
+		return decoded{}, fmt.Errorf("failed to decode event: not a single JSON value: %w", ErrMalformed)
 	case errors.Is(err, errTooDeep):
-		return nil, fmt.Errorf("failed to decode event: nested deeper than %d levels: %w", maxDepth, ErrMalformed)
+		return decoded{}, fmt.Errorf("failed to decode event: nested deeper than %d levels: %w", maxDepth, ErrMalformed)
 	case err != nil:
-		return nil, fmt.Errorf("failed to decode event: %w", ErrMalformed)
+		return decoded{}, fmt.Errorf("failed to decode event: %w", ErrMalformed)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("failed to decode event: not a JSON object: %w", ErrMalformed)
+		return decoded{}, fmt.Errorf("failed to decode event: not a JSON object: %w", ErrMalformed)
 	}
 	// The key is not named: it could be anything.
 	if d.dup {
-		return nil, fmt.Errorf("failed to decode event: duplicate object key: %w", ErrMalformed)
+		return decoded{}, fmt.Errorf("failed to decode event: duplicate object key: %w", ErrMalformed)
 	}
-	return m, nil
+	return decoded{root: m, sadRemoved: d.sadRemoved}, nil
 }
 
 // fields reads typed fields of one decoded object. A nil map reads as an

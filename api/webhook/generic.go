@@ -25,10 +25,11 @@ var genericTypes = map[EventType]bool{
 // card.number is returned in Card.PAN as given; Card.Last4 is taken from it.
 // Every error wraps [ErrMalformed]; a field's error is a [*FieldError].
 func NormalizeGeneric(body []byte, defaultMerchant string) (*Event, error) {
-	root, err := decodeObject(body)
+	dec, err := decodeObject(body)
 	if err != nil {
 		return nil, err
 	}
+	root := dec.root
 	top := fields{m: root}
 	ev := &Event{}
 
@@ -48,7 +49,9 @@ func NormalizeGeneric(body []byte, defaultMerchant string) (*Event, error) {
 		return nil, card.errorf("number", "must be 12 to 19 digits, optionally separated by spaces or dashes")
 	}
 	ev.Card.PAN = pan
-	ev.SADRemoved = StripSAD(root)
+	// The decoder left SAD out of the tree; card.number, now gone, is
+	// a string or null, so it held none.
+	ev.SADRemoved = dec.sadRemoved
 
 	typ, err := top.reqStr("type")
 	if err != nil {

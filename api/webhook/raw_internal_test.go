@@ -5,16 +5,24 @@ import (
 	"testing"
 )
 
-// referenceRaw computes Event.Raw and the generic billing address of body
-// along the slow path that NormalizeGeneric and NormalizeStripe took before
-// they had their own decoder and encoder: the encoding/json token walk, then
-// the same removals, then encoding/json.
-func referenceRaw(t *testing.T, body []byte, generic bool) (raw, address []byte) {
+// storedRef is what referenceRaw finds should be stored of a body.
+type storedRef struct {
+	raw, address            []byte
+	sadRemoved, panRedacted bool
+}
+
+// referenceRaw computes Event.Raw, the generic billing address, SADRemoved
+// and PANRedacted of body along the slow path that NormalizeGeneric and
+// NormalizeStripe took before they had their own decoder and encoder: the
+// encoding/json token walk, then the same removals, each walking the whole
+// tree, then encoding/json.
+func referenceRaw(t *testing.T, body []byte, generic bool) storedRef {
 	t.Helper()
 	root, err := referenceDecode(body)
 	if err != nil {
 		t.Fatalf("normalized a body the reference decoder rejects: %v", err)
 	}
+	var ref storedRef
 	pan := ""
 	if card, ok := root["card"].(map[string]any); ok && generic {
 		if n, ok := card["number"].(string); ok {
@@ -22,14 +30,15 @@ func referenceRaw(t *testing.T, body []byte, generic bool) (raw, address []byte)
 		}
 		delete(card, "number")
 	}
-	StripSAD(root)
+	ref.sadRemoved = StripSAD(root)
 	r := panRedactor{pan: pan}
 	r.redact(root)
-	if raw, err = referenceEncode(root); err != nil {
+	ref.panRedacted = r.hit
+	if ref.raw, err = referenceEncode(root); err != nil {
 		t.Fatal(err)
 	}
 	if !generic {
-		return raw, nil
+		return ref
 	}
 	addr, ok := root["billing_address"].(map[string]any)
 	if holder, isObj := root["cardholder"].(map[string]any); isObj {
@@ -38,11 +47,11 @@ func referenceRaw(t *testing.T, body []byte, generic bool) (raw, address []byte)
 		}
 	}
 	if ok {
-		if address, err = referenceEncode(addr); err != nil {
+		if ref.address, err = referenceEncode(addr); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return raw, address
+	return ref
 }
 
 // FuzzRawMatchesReference holds what is stored of a body (Raw and the
@@ -70,12 +79,16 @@ func FuzzRawMatchesReference(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			raw, address := referenceRaw(t, body, generic)
-			if !bytes.Equal(ev.Raw, raw) {
-				t.Fatalf("generic %v: Raw = %s, reference %s", generic, ev.Raw, raw)
+			ref := referenceRaw(t, body, generic)
+			if !bytes.Equal(ev.Raw, ref.raw) {
+				t.Fatalf("generic %v: Raw = %s, reference %s", generic, ev.Raw, ref.raw)
 			}
-			if generic && !bytes.Equal(ev.Cardholder.Address, address) {
-				t.Fatalf("Address = %s, reference %s", ev.Cardholder.Address, address)
+			if generic && !bytes.Equal(ev.Cardholder.Address, ref.address) {
+				t.Fatalf("Address = %s, reference %s", ev.Cardholder.Address, ref.address)
+			}
+			if ev.SADRemoved != ref.sadRemoved || ev.PANRedacted != ref.panRedacted {
+				t.Fatalf("generic %v: SADRemoved %v, PANRedacted %v; reference %v, %v",
+					generic, ev.SADRemoved, ev.PANRedacted, ref.sadRemoved, ref.panRedacted)
 			}
 		}
 	})

@@ -33,11 +33,12 @@ import "strings"
 // Stripe never sends it. Every error wraps [ErrMalformed]; a field's error is
 // a [*FieldError].
 func NormalizeStripe(body []byte, defaultMerchant string) (*Event, error) {
-	root, err := decodeObject(body)
+	dec, err := decodeObject(body)
 	if err != nil {
 		return nil, err
 	}
-	ev := &Event{SADRemoved: StripSAD(root)}
+	root := dec.root
+	ev := &Event{SADRemoved: dec.sadRemoved}
 	top := fields{m: root}
 
 	if ev.EventID, err = top.reqID("id"); err != nil {

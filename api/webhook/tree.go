@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -19,7 +20,9 @@ var (
 // single pass, without reflection. It accepts what encoding/json.Valid
 // accepts (RFC 8259) and nothing else, but leaves the UTF-8 check to its
 // caller. It stops at the depth limit, and notes a repeated key without
-// stopping, so that its caller can rank the errors.
+// stopping, so that its caller can rank the errors. It leaves out of the
+// tree every member that StripSAD would delete, after reading its value
+// with the same checks as any other.
 //
 // Every key, unescaped string and number of the tree is a substring of src,
 // the body converted once; a string with escapes is unescaped by
@@ -32,6 +35,9 @@ type treeDecoder struct {
 	src  string // string(body)
 	i    int    // offset of the next byte to read
 	dup  bool   // an object repeats a key (after unescaping)
+	// sadRemoved reports that a member whose key names sensitive
+	// authentication data was read and left out of the tree.
+	sadRemoved bool
 }
 
 // document reads the whole body: one value with only white space around it.
@@ -88,6 +94,7 @@ func (d *treeDecoder) object(depth int) (map[string]any, error) {
 		d.i++
 		return m, nil
 	}
+	var sad keySet // the SAD keys of m, which m itself does not hold
 	for {
 		if d.space(); d.peek() != '"' {
 			return nil, errSyntax
@@ -100,18 +107,67 @@ func (d *treeDecoder) object(depth int) (map[string]any, error) {
 			return nil, errSyntax
 		}
 		d.i++
-		v, err := d.value(depth + 1)
+		if isSADKey(k) {
+			err = d.sadMember(&sad, k, depth)
+		} else {
+			err = d.member(m, k, depth)
+		}
 		if err != nil {
 			return nil, err
-		}
-		n := len(m)
-		if m[k] = v; len(m) == n {
-			d.dup = true
 		}
 		if done, err := d.next('}'); done || err != nil {
 			return m, err
 		}
 	}
+}
+
+// member reads the value of key k of m, which sits inside depth objects and
+// arrays, into m.
+func (d *treeDecoder) member(m map[string]any, k string, depth int) error {
+	v, err := d.value(depth + 1)
+	if err != nil {
+		return err
+	}
+	n := len(m)
+	if m[k] = v; len(m) == n {
+		d.dup = true
+	}
+	return nil
+}
+
+// sadMember reads and drops the value of SAD key k of an object whose other
+// SAD keys are sad. The value is checked like any other, and k can repeat
+// only a key of sad: isSADKey tells the two kinds of keys apart.
+func (d *treeDecoder) sadMember(sad *keySet, k string, depth int) error {
+	if _, err := d.value(depth + 1); err != nil {
+		return err
+	}
+	if !sad.add(k) {
+		d.dup = true
+	}
+	d.sadRemoved = true
+	return nil
+}
+
+// keySet is a set of object keys that allocates only from its second key:
+// an object rarely has more than one SAD key.
+type keySet struct {
+	first string
+	rest  []string
+	used  bool // first is set
+}
+
+// add adds k and reports whether it was new.
+func (s *keySet) add(k string) bool {
+	switch {
+	case !s.used:
+		s.first, s.used = k, true
+	case k == s.first || slices.Contains(s.rest, k):
+		return false
+	default:
+		s.rest = append(s.rest, k)
+	}
+	return true
 }
 
 // array reads the array at d.i, which starts with its '['.
