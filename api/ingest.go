@@ -240,7 +240,14 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		}
 	}
 	id := ledger.NewRecordID()
-	clear := map[string]string{}
+	// The fields to seal, at most one of each; a slice, not a map: it is
+	// built and read once per event.
+	clear := make([]sealField, 0, 12)
+	add := func(f, v string) {
+		if v != "" {
+			clear = append(clear, sealField{f, v})
+		}
+	}
 	// subjects are written as rows (primary keys' tokens); lookup also has
 	// the tokens under older keys, so a rotation does not split a
 	// cardholder across data keys.
@@ -250,33 +257,35 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		if err != nil {
 			return ledger.Record{}, &webhook.FieldError{Field: "card.number", Reason: "not a valid card number"}
 		}
-		clear[fieldCardToken], clear[fieldBIN], clear[fieldLast4] = card.Token, card.BIN, card.Last4
+		add(fieldCardToken, card.Token)
+		add(fieldBIN, card.BIN)
+		add(fieldLast4, card.Last4)
 		subjects = append(subjects, subjectCard+card.Token)
 		lookup = append(lookup, prefixAll(subjectCard, card.Tokens)...)
-	} else if ev.Card.Last4 != "" {
-		clear[fieldLast4] = ev.Card.Last4
+	} else {
+		add(fieldLast4, ev.Card.Last4)
 	}
 	if ev.Card.Fingerprint != "" {
-		clear[fieldFingerprint] = ev.Card.Fingerprint
+		add(fieldFingerprint, ev.Card.Fingerprint)
 		bis := prefixAll(subjectFingerprint, s.keys.BlindIndexes("fingerprint", ev.Card.Fingerprint))
 		subjects, lookup = append(subjects, bis[0]), append(lookup, bis...)
 	}
 	if ev.Cardholder.Email != "" {
-		clear[fieldEmail] = ev.Cardholder.Email
+		add(fieldEmail, ev.Cardholder.Email)
 		bis := prefixAll(subjectEmail, s.keys.BlindIndexes("email", ev.Cardholder.Email))
 		subjects, lookup = append(subjects, bis[0]), append(lookup, bis...)
 	}
 	if ev.Card.ExpMonth != 0 {
-		clear[fieldExpMonth] = strconv.Itoa(ev.Card.ExpMonth)
+		add(fieldExpMonth, strconv.Itoa(ev.Card.ExpMonth))
 	}
 	if ev.Card.ExpYear != 0 {
-		clear[fieldExpYear] = strconv.Itoa(ev.Card.ExpYear)
+		add(fieldExpYear, strconv.Itoa(ev.Card.ExpYear))
 	}
-	setIf(clear, fieldName, ev.Cardholder.Name)
-	setIf(clear, fieldCountry, ev.Cardholder.Country)
-	setIf(clear, fieldAddress, string(ev.Cardholder.Address))
-	setIf(clear, fieldIP, ev.IP)
-	setIf(clear, fieldRaw, string(ev.Raw))
+	add(fieldName, ev.Cardholder.Name)
+	add(fieldCountry, ev.Cardholder.Country)
+	add(fieldAddress, string(ev.Cardholder.Address))
+	add(fieldIP, ev.IP)
+	add(fieldRaw, string(ev.Raw))
 
 	rec := ledger.Record{
 		Kind: ledger.KindPayment, ID: id, Time: now, Policy: PolicyVersion,
@@ -305,12 +314,13 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 	}
 	pb.DataKey = dk.ID()
 	pb.Sealed = make(map[string][]byte, len(clear))
-	for f, v := range clear {
-		ct, err := dk.Seal(crypto.AD{Ledger: s.ledger.ID(), Entry: id, Field: f}, []byte(v))
+	ledgerID := s.ledger.ID()
+	for _, f := range clear {
+		ct, err := dk.Seal(crypto.AD{Ledger: ledgerID, Entry: id, Field: f.name}, []byte(f.value))
 		if err != nil {
 			return ledger.Record{}, err
 		}
-		pb.Sealed[f] = ct
+		pb.Sealed[f.name] = ct
 	}
 	for _, subj := range subjects {
 		rec.Subjects = append(rec.Subjects, ledger.SubjectRef{Subject: subj, DataKey: dk.ID(), TransactionID: ev.TransactionID})
@@ -326,11 +336,8 @@ func prefixAll(prefix string, vs []string) []string {
 	return out
 }
 
-func setIf(m map[string]string, k, v string) {
-	if v != "" {
-		m[k] = v
-	}
-}
+// sealField is one personal field of an event, in clear, to be sealed.
+type sealField struct{ name, value string }
 
 // subjectKey returns the data key for an event's subjects: an existing live
 // key of the first subject that has one, else a new key (returned with its
