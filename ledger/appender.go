@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/transparency-dev/merkle/compact"
@@ -82,7 +83,7 @@ func (l *Ledger) run() {
 		<-synced
 		close(l.stopped)
 	}()
-	st := &appendState{size: l.Size(), rng: l.rng}
+	st := &appendState{size: l.Size(), rng: l.rng, lastAccess: l.lastAccess}
 	batch := make([]*request, 0, l.opts.MaxBatch)
 	for {
 		batch = batch[:0]
@@ -143,6 +144,11 @@ func (l *Ledger) run() {
 type appendState struct {
 	size uint64
 	rng  *compact.Range
+	// lastAccess is the latest time of an access entry in the log. Access
+	// entries are stamped no earlier, so that their times never decrease
+	// with seq and a reader paging the access log by (time, seq) cannot
+	// be passed by an entry that commits after its page was read.
+	lastAccess time.Time
 }
 
 // pending is an applied batch waiting for its WAL sync.
@@ -204,7 +210,7 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		p.err = err
 		return
 	}
-	size := st.size
+	size, lastAccess := st.size, st.lastAccess
 	// hashes collects the tree hashes each leaf completes, for its row.
 	hashes := make([]byte, 0, 32*8)
 	visit := func(_ compact.NodeID, hash []byte) { hashes = append(hashes, hash...) }
@@ -249,6 +255,12 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				continue
 			}
 		}
+		if r.rec.Kind == KindAccess {
+			if err := stampAccess(r, &lastAccess); err != nil {
+				r.err = err
+				continue
+			}
+		}
 		e := newEntry(size, r.enc)
 		e.Kind, e.ID, e.Time, e.Unique = r.rec.Kind, r.rec.ID, r.rec.Time.UTC(), r.rec.Unique
 		if err := b.Set(entryKey(size), e.bytes, nil); err != nil {
@@ -284,7 +296,27 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 	p.b, p.size, p.rng = b, size, rng
-	st.size, st.rng = size, rng
+	st.size, st.rng, st.lastAccess = size, rng, lastAccess
+}
+
+// stampAccess moves the time of access record r forward to *last if it is
+// earlier, re-encoding it, and makes *last its time. An access entry's time
+// is when it was recorded, to within the time it waited for the appender:
+// requests stamp their records in parallel and reach the appender in any
+// order, so a record can be a few milliseconds older than the one before.
+func stampAccess(r *request, last *time.Time) error {
+	t := r.rec.Time.UTC()
+	if t.Before(*last) {
+		r.rec.Time = *last
+		enc, err := encodeRecord(r.rec)
+		if err != nil {
+			return err
+		}
+		r.enc = enc
+		t = *last
+	}
+	*last = t
+	return nil
 }
 
 // fail answers every caller of the batch with err and marks the ledger

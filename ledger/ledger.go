@@ -85,6 +85,9 @@ type Ledger struct {
 	broken atomic.Pointer[failure]  // set when a commit failed; the ledger then refuses appends
 	closed atomic.Bool
 	rng    *compact.Range // the tree at Open; then owned by the appender goroutine
+	// lastAccess is the time of the latest access entry at Open; then the
+	// appender keeps it (see appendState.lastAccess).
+	lastAccess time.Time
 
 	mu       sync.Mutex // guards the fields below
 	latestCP uint64     // size of the newest stored checkpoint, if hasCP
@@ -278,6 +281,9 @@ func (l *Ledger) load() error {
 	}
 	l.rng, err = loadTree(l.db, size)
 	if err != nil && !l.opts.ReadOnly {
+		return err
+	}
+	if l.lastAccess, err = latestAccessTime(l.db); err != nil && !l.opts.ReadOnly {
 		return err
 	}
 	l.head.Store(&treeHead{size: size, tree: l.rng})

@@ -309,6 +309,25 @@ func (p AccessPos) suffix() []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(p.Time.UnixNano())), p.Seq)
 }
 
+// latestAccessTime returns the time of the latest access entry in db's
+// access index, or the zero time if there is none.
+func latestAccessTime(db *pebble.DB) (time.Time, error) {
+	prefix := key(tagIndex, idxAccess)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("failed to read access index: %w", err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		return time.Time{}, it.Error()
+	}
+	sfx := it.Key()[len(prefix):]
+	if len(sfx) != 16 {
+		return time.Time{}, fmt.Errorf("failed to read access index: malformed index row: %w", ErrTampered)
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(sfx))).UTC(), nil
+}
+
 // AccessQuery selects access entries for [Ledger.AccessEntries].
 type AccessQuery struct {
 	// ActorID, if set, keeps the entries of one principal.

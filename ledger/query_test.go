@@ -262,27 +262,26 @@ func TestAccessEntries(t *testing.T) {
 	defer l.Close()
 	m := time.Minute
 	seqs := appendAll(t, l,
-		accessRecord("p1", 3*m),
-		queryPayment("tx", "m1", TypeCaptured, 1, 0),
 		accessRecord("p2", 1*m),
+		queryPayment("tx", "m1", TypeCaptured, 1, 0),
 		accessRecord("p1", 2*m),
 		adminRecord(1),
 		accessRecord("p1", 2*m),
+		accessRecord("p1", 3*m),
 		accessRecord("p2", 5*m),
 	)
-	// Time order, then sequence number: seqs 2, 3, 5, 0, 6.
-	all := []uint64{seqs[2], seqs[3], seqs[5], seqs[0], seqs[6]}
+	all := []uint64{seqs[0], seqs[2], seqs[4], seqs[5], seqs[6]}
 	tests := []struct {
 		name string
 		q    AccessQuery
 		want []uint64
 	}{
 		{"all", AccessQuery{}, all},
-		{"actor", AccessQuery{ActorID: "p1"}, []uint64{seqs[3], seqs[5], seqs[0]}},
+		{"actor", AccessQuery{ActorID: "p1"}, []uint64{seqs[2], seqs[4], seqs[5]}},
 		{"unknown actor", AccessQuery{ActorID: "p9"}, nil},
-		{"from", AccessQuery{From: queryT0.Add(2 * m)}, []uint64{seqs[3], seqs[5], seqs[0], seqs[6]}},
-		{"to", AccessQuery{To: queryT0.Add(2 * m)}, []uint64{seqs[2]}},
-		{"after a tie", AccessQuery{After: &AccessPos{queryT0.Add(2 * m), seqs[3]}}, []uint64{seqs[5], seqs[0], seqs[6]}},
+		{"from", AccessQuery{From: queryT0.Add(2 * m)}, []uint64{seqs[2], seqs[4], seqs[5], seqs[6]}},
+		{"to", AccessQuery{To: queryT0.Add(2 * m)}, []uint64{seqs[0]}},
+		{"after a tie", AccessQuery{After: &AccessPos{queryT0.Add(2 * m), seqs[2]}}, []uint64{seqs[4], seqs[5], seqs[6]}},
 		{"empty range", AccessQuery{From: queryT0.Add(m), To: queryT0}, nil},
 	}
 	for _, tt := range tests {
@@ -323,8 +322,73 @@ func TestAccessEntries(t *testing.T) {
 		}
 		q.After = page.Next
 	}
-	if want := []uint64{seqs[2], seqs[6]}; !slices.Equal(got, want) {
+	if want := []uint64{seqs[0], seqs[6]}; !slices.Equal(got, want) {
 		t.Errorf("paged %v, want %v", got, want)
+	}
+}
+
+// TestAccessTimesNeverDecrease checks that an access record stamped before
+// the latest access entry (requests stamp their records in parallel and
+// reach the appender in any order) is entered at the latest time, also
+// after a reopen, so that a reader paging the access log is never passed
+// by an entry committed after its page was read.
+func TestAccessTimesNeverDecrease(t *testing.T) {
+	var keys testKeys
+	dir := t.TempDir()
+	l := openTest(t, dir, &keys)
+	m := time.Minute
+	seqs := appendAll(t, l, accessRecord("p1", 1*m), accessRecord("p1", 5*m))
+	page, err := l.AccessEntries(context.Background(), AccessQuery{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 2 {
+		t.Fatalf("first page has %d items, want 2", len(page.Items))
+	}
+	cursor := &AccessPos{page.Items[1].Time, page.Items[1].Seq}
+
+	// Stamped at 3m, after the page that ends at 5m was read.
+	late := appendAll(t, l, accessRecord("p2", 3*m))[0]
+	page, err = l.AccessEntries(context.Background(), AccessQuery{Limit: 10, After: cursor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].Seq != late {
+		t.Fatalf("next page %+v, want only the late entry %d", page.Items, late)
+	}
+	if got, want := page.Items[0].Time, queryT0.Add(5*m); !got.Equal(want) {
+		t.Errorf("late entry time %v, want %v (the latest before it)", got, want)
+	}
+	e, err := l.Entry(late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Time.Equal(queryT0.Add(5 * m)) {
+		t.Errorf("stored entry time %v, want the index's %v", e.Time, queryT0.Add(5*m))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openTest(t, dir, &keys)
+	defer l.Close()
+	seqs = append(seqs, late)
+	seqs = append(seqs, appendAll(t, l, accessRecord("p2", 2*m), accessRecord("p2", 6*m))...)
+	page, err = l.AccessEntries(context.Background(), AccessQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	var times []time.Duration
+	for _, r := range page.Items {
+		got = append(got, r.Seq)
+		times = append(times, r.Time.Sub(queryT0))
+	}
+	if !slices.Equal(got, seqs) || !slices.Equal(times, []time.Duration{1 * m, 5 * m, 5 * m, 5 * m, 6 * m}) {
+		t.Errorf("after reopen: seqs %v times %v, want seqs %v at 1m 5m 5m 5m 6m", got, times, seqs)
+	}
+	if _, err := l.Verify(context.Background(), keys.verifiers(t), nil); err != nil {
+		t.Errorf("verify: %v", err)
 	}
 }
 
