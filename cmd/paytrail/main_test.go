@@ -928,6 +928,7 @@ func TestVerifyRemoteUsageAndIO(t *testing.T) {
 		{"no checkpoint flag", []string{"verify", "--url", srv.URL, "--key", f.vkey}, "paytrail: verify --url needs --checkpoint FILE and --key VKEY"},
 		{"no key flag", []string{"verify", "--url", srv.URL, "--checkpoint", file}, "paytrail: verify --url needs --checkpoint FILE and --key VKEY"},
 		{"not a key", []string{"verify", "--url", srv.URL, "--checkpoint", file, "--key", "nonsense"}, "paytrail: --key is neither a verifier key nor a file holding one"},
+		{"two keys", []string{"verify", "--url", srv.URL, "--checkpoint", file, "--key", f.vkey, "--key", f.vkey}, "paytrail: verify --url takes one --key"},
 		{"bad url", []string{"verify", "--url", "ftp://x", "--checkpoint", file, "--key", f.vkey}, "paytrail: --url must be an http or https base URL"},
 		{"no token", []string{"verify", "--url", srv.URL, "--checkpoint", file, "--key", f.vkey, "--token", "ptk_wrong"}, "paytrail: failed to fetch /v1/ledger/checkpoint: the server answered 401"},
 		{"nothing listening", []string{"verify", "--url", "http://127.0.0.1:1", "--checkpoint", file, "--key", f.vkey}, "paytrail: failed to fetch /v1/ledger/checkpoint: "},

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/datadir"
 )
@@ -21,13 +23,20 @@ func cmdVerify(ctx context.Context, e env) error {
 	df := addDataFlags(fs, false)
 	url := fs.String("url", "", "server base URL for a remote check")
 	cpFile := fs.String("checkpoint", "", "remote: the trusted checkpoint file (written on first use, replaced on success)")
-	vkey := fs.String("key", "", "remote: the pinned verifier key, as served by /v1/ledger/public-key")
+	var vkeys []string
+	fs.Func("key", "the pinned verifier key, as served by /v1/ledger/public-key, or a file holding it; "+
+		"remote: required, once; --data: check the checkpoints with it instead of the data dir's keys, "+
+		"so that no master key is needed (repeat it for the keys of before a signer rotation)",
+		func(k string) error { vkeys = append(vkeys, k); return nil })
 	token := fs.String("token", "", "remote: bearer token of an auditor (env PAYTRAIL_TOKEN)")
 	if err := parseFlags(fs, e.args); err != nil {
 		return err
 	}
 	if *url != "" {
-		return verifyRemote(ctx, e, *url, *cpFile, *vkey, first(*token, e.getenv("PAYTRAIL_TOKEN")))
+		if len(vkeys) > 1 {
+			return usageError{"verify --url takes one --key", "pin the key the server signs its checkpoints with now"}
+		}
+		return verifyRemote(ctx, e, *url, *cpFile, first(vkeys...), first(*token, e.getenv("PAYTRAIL_TOKEN")))
 	}
 	s, err := df.resolve(e)
 	if err != nil {
@@ -40,18 +49,40 @@ func cmdVerify(ctx context.Context, e env) error {
 		fmt.Fprintf(e.stdout, "OK: no ledger in %s yet (0 entries)\n", s.data)
 		return nil
 	}
-	node, err := datadir.Open(ctx, s.datadir(false, true))
-	if err != nil {
-		return explain(err, s)
-	}
-	defer node.Close()
-	verifiers, _, err := node.Verifiers()
-	if err != nil {
-		return err
+	var (
+		l         *ledger.Ledger
+		verifiers note.Verifiers
+	)
+	if len(vkeys) > 0 {
+		// The auditor's own keys: only the ledger is opened, not the keys.
+		vs, err := loadVerifiers(vkeys)
+		if err != nil {
+			return err
+		}
+		if l, err = datadir.OpenLedger(ctx, s.data); err != nil {
+			return explain(err, s)
+		}
+		defer l.Close()
+		for _, v := range vs {
+			if v.Name() != l.Origin() {
+				return usageError{fmt.Sprintf("--key is a key of %s, but %s holds %s", v.Name(), s.data, l.Origin()), ""}
+			}
+		}
+		verifiers = note.VerifierList(vs...)
+	} else {
+		node, err := datadir.Open(ctx, s.datadir(false, true))
+		if err != nil {
+			return explain(err, s)
+		}
+		defer node.Close()
+		if verifiers, _, err = node.Verifiers(); err != nil {
+			return err
+		}
+		l = node.Ledger
 	}
 	start := time.Now()
 	last := start
-	rep, err := node.Ledger.Verify(ctx, verifiers, func(done uint64) {
+	rep, err := l.Verify(ctx, verifiers, func(done uint64) {
 		if time.Since(last) > 2*time.Second {
 			fmt.Fprintf(e.stderr, "paytrail: verified %d entries...\n", done)
 			last = time.Now()

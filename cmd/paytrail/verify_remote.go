@@ -177,6 +177,19 @@ func loadVerifier(vkey string) (note.Verifier, error) {
 	return v, nil
 }
 
+// loadVerifiers loads every key of vkeys with loadVerifier.
+func loadVerifiers(vkeys []string) ([]note.Verifier, error) {
+	vs := make([]note.Verifier, 0, len(vkeys))
+	for _, k := range vkeys {
+		v, err := loadVerifier(k)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
+
 // openCheckpoint verifies a checkpoint note with v and parses it. The
 // origin must be v's name, so a key can only vouch for its own ledger.
 func openCheckpoint(msg []byte, v note.Verifier) (*log.Checkpoint, error) {

@@ -176,6 +176,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// OpenLedger opens only the ledger of the data dir dir, read-only and
+// without its keys: enough to verify it with verifier keys the caller
+// holds, and without the master key.
+func OpenLedger(ctx context.Context, dir string) (*ledger.Ledger, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("failed to open data dir: %w", err)
+	}
+	return ledger.Open(ctx, ledger.Options{Dir: filepath.Join(dir, "ledger"), ReadOnly: true})
+}
+
 // Verifiers returns the checkpoint verifiers for every signer key.
 func (n *Node) Verifiers() (note.Verifiers, []string, error) {
 	vkeys, err := n.Keys.NoteVerifierKeys(n.Ledger.Origin())
