@@ -199,6 +199,12 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 
+	// Until the batch is applied, so that an erasure that marks keys
+	// after erased is read below waits to see the batch's rows.
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	erased := l.erasedKeys()
+
 	ob := newOverlayBatch(l.db, l.txStates)
 	defer ob.closeReader()
 	b := ob.Batch
@@ -255,6 +261,10 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				continue
 			}
 		}
+		if namesErased(r.rec.Subjects, erased) {
+			r.err = ErrDataKeyErased
+			continue
+		}
 		if r.rec.Kind == KindAccess {
 			if err := stampAccess(r, &lastAccess); err != nil {
 				r.err = err
@@ -297,6 +307,17 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 	}
 	p.b, p.size, p.rng = b, size, rng
 	st.size, st.rng, st.lastAccess = size, rng, lastAccess
+}
+
+// namesErased reports whether some subject row of refs names a data key of
+// erased.
+func namesErased(refs []SubjectRef, erased map[string]bool) bool {
+	for _, r := range refs {
+		if erased[r.DataKey] {
+			return true
+		}
+	}
+	return false
 }
 
 // stampAccess moves the time of access record r forward to *last if it is

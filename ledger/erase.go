@@ -44,9 +44,12 @@ import (
 // snapshot, filesystem free blocks, backups) is described in
 // docs/privacy-requests.md.
 //
-// Rows written by an append that commits while EraseSubjects runs may
-// survive it; calling EraseSubjects again removes them. EraseSubjects must
-// not be called concurrently with [Ledger.Close].
+// An append racing the erasure leaves no row naming dataKeys behind: from
+// the call on, Append refuses with [ErrDataKeyErased] a record whose
+// subject rows name one of dataKeys (sealed under a key in hand before it
+// was destroyed), and the rows of a batch the appender was already
+// applying are committed before the subject rows are read, and so deleted.
+// EraseSubjects must not be called concurrently with [Ledger.Close].
 func (l *Ledger) EraseSubjects(ctx context.Context, subjects, dataKeys []string) error {
 	if err := l.Healthy(); err != nil {
 		return fmt.Errorf("failed to erase subjects: %w", err)
@@ -58,15 +61,21 @@ func (l *Ledger) EraseSubjects(ctx context.Context, subjects, dataKeys []string)
 		}
 		erased[k] = true
 	}
+	for _, subj := range subjects {
+		if !validKeyPart(subj) {
+			return errors.New("failed to erase subjects: malformed subject")
+		}
+	}
+	l.markErased(dataKeys)
+	// A batch that read the erased keys before the mark is applied once
+	// this returns, so the rows read below include its rows.
+	l.waitApplying()
 	b := l.db.NewBatch()
 	defer b.Close()
 	var spans [][2][]byte
 	for _, subj := range subjects {
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		if !validKeyPart(subj) {
-			return errors.New("failed to erase subjects: malformed subject")
 		}
 		touched, err := l.eraseSubjectRows(b, subj, erased)
 		if err != nil {
@@ -107,6 +116,37 @@ func (l *Ledger) EraseSubjects(ctx context.Context, subjects, dataKeys []string)
 		if err := l.db.Compact(ctx, sp[0], sp[1], false); err != nil {
 			return fmt.Errorf("failed to compact erased subject rows: %w", err)
 		}
+	}
+	return nil
+}
+
+// markErased adds dataKeys to the keys the appender refuses.
+func (l *Ledger) markErased(dataKeys []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.erasedKeys()
+	m := make(map[string]bool, len(old)+len(dataKeys))
+	for k := range old {
+		m[k] = true
+	}
+	for _, k := range dataKeys {
+		m[k] = true
+	}
+	l.erased.Store(&m)
+}
+
+// waitApplying returns once the batch the appender is applying, if any, is
+// applied (and visible to reads).
+func (l *Ledger) waitApplying() {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+}
+
+// erasedKeys returns the data keys EraseSubjects was called for since
+// Open; the map must not be modified.
+func (l *Ledger) erasedKeys() map[string]bool {
+	if m := l.erased.Load(); m != nil {
+		return *m
 	}
 	return nil
 }

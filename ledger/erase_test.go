@@ -344,3 +344,95 @@ func BenchmarkEraseSubjects(b *testing.B) {
 		}
 	}
 }
+
+// TestEraseRefusesErasedKeys checks that once EraseSubjects was called for
+// a data key, a record sealed under it (by an ingest that held the key
+// before it was destroyed) is refused, and leaves no subject row behind,
+// while the subject can go on under a new key.
+func TestEraseRefusesErasedKeys(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	l := openTest(t, t.TempDir(), &keys)
+	defer l.Close()
+	const dkOld, dkNew = "dk_old", "dk_new"
+	if _, err := l.Append(ctx, erasePayment("pay_1", dkOld, "card:x", "email:e")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EraseSubjects(ctx, []string{"card:x", "email:e"}, []string{dkOld}); err != nil {
+		t.Fatal(err)
+	}
+	size := l.Size()
+	if _, err := l.Append(ctx, erasePayment("pay_2", dkOld, "card:x")); !errors.Is(err, ErrDataKeyErased) {
+		t.Fatalf("append under an erased key: %v, want ErrDataKeyErased", err)
+	}
+	if l.Size() != size {
+		t.Fatal("the refused record was appended")
+	}
+	if k, _ := l.SubjectKeys("card:x"); len(k) != 0 {
+		t.Fatalf("card:x keys after the refused append = %v", k)
+	}
+	// Records without subject rows, and the subject under a new key, go on.
+	if _, err := l.Append(ctx, adminRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, erasePayment("pay_2", dkNew, "card:x")); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := l.SubjectKeys("card:x"); !slices.Equal(k, []string{dkNew}) {
+		t.Fatalf("card:x keys = %v, want [%s]", k, dkNew)
+	}
+}
+
+// TestEraseRacingAppends erases a subject while appends under its key keep
+// arriving: whichever way each append goes (committed before the erasure
+// read the rows, or refused), no row naming the key survives, and every
+// append after the erasure returned is refused.
+func TestEraseRacingAppends(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	l := openTest(t, t.TempDir(), &keys)
+	defer l.Close()
+	for round := range 10 {
+		dk := fmt.Sprintf("dk_round%02d", round)
+		subj := fmt.Sprintf("card:round%02d", round)
+		if _, err := l.Append(ctx, erasePayment(fmt.Sprintf("pay_%d_first", round), dk, subj)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		erased := make(chan struct{})
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ; n++ {
+					select {
+					case <-erased:
+						return
+					default:
+					}
+					_, err := l.Append(ctx, erasePayment(fmt.Sprintf("pay_%d_%d_%d", round, i, n), dk, subj))
+					if err != nil && !errors.Is(err, ErrDataKeyErased) {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		err := l.EraseSubjects(ctx, []string{subj}, []string{dk})
+		close(erased)
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, erasePayment(fmt.Sprintf("pay_%d_last", round), dk, subj)); !errors.Is(err, ErrDataKeyErased) {
+			t.Fatalf("round %d: append after the erasure: %v, want ErrDataKeyErased", round, err)
+		}
+		if k, err := l.SubjectKeys(subj); err != nil || len(k) != 0 {
+			t.Fatalf("round %d: %s keys after erasure = %v, %v", round, subj, k, err)
+		}
+		if tx, err := l.SubjectTransactions(subj); err != nil || len(tx) != 0 {
+			t.Fatalf("round %d: %s has %d transactions after erasure, %v", round, subj, len(tx), err)
+		}
+	}
+}

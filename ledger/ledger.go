@@ -88,6 +88,14 @@ type Ledger struct {
 	// lastAccess is the time of the latest access entry at Open; then the
 	// appender keeps it (see appendState.lastAccess).
 	lastAccess time.Time
+	// erased holds the data keys EraseSubjects was called for since Open,
+	// replaced whole on each call: the appender refuses records whose
+	// subject rows name one of them (ErrDataKeyErased).
+	erased atomic.Pointer[map[string]bool]
+	// applyMu is held by the appender while it prepares and applies a
+	// batch, so that EraseSubjects can wait for a batch that read erased
+	// before its call to be visible.
+	applyMu sync.Mutex
 
 	mu       sync.Mutex // guards the fields below
 	latestCP uint64     // size of the newest stored checkpoint, if hasCP
