@@ -97,23 +97,33 @@ func (s *Server) ingest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	rec, err := s.paymentRecord(c, src, webhookID, ev, body, now)
-	if err != nil {
-		s.webhookResult(src, "rejected")
-		s.abort(c, err)
-		return
-	}
-	if len(rec.NewKeys) > 0 {
-		// The key before the entry: an entry must never be durable without
-		// its key. Handlers store keys concurrently, sharing fsyncs, instead
-		// of the single appender doing it for a whole batch.
-		if err := s.keyStore.PutWrapped(c, rec.NewKeys); err != nil {
-			s.webhookResult(src, "error")
+	var res ledger.Result
+	for attempt := 1; ; attempt++ {
+		var rec ledger.Record
+		if rec, err = s.paymentRecord(c, src, webhookID, ev, body, now); err != nil {
+			s.webhookResult(src, "rejected")
 			s.abort(c, err)
 			return
 		}
+		if len(rec.NewKeys) > 0 {
+			// The key before the entry: an entry must never be durable
+			// without its key. Handlers store keys concurrently, sharing
+			// fsyncs, instead of the single appender doing it for a whole
+			// batch.
+			if err := s.keyStore.PutWrapped(c, rec.NewKeys); err != nil {
+				s.webhookResult(src, "error")
+				s.abort(c, err)
+				return
+			}
+		}
+		res, err = s.ledger.Append(c, rec)
+		// An erasure of the cardholder destroyed the key the event was
+		// just sealed under: seal it again, under the key the cardholder
+		// has now (a new one), as an event that arrived after the erasure.
+		if !errors.Is(err, ledger.ErrDataKeyErased) || attempt == 2 {
+			break
+		}
 	}
-	res, err := s.ledger.Append(c, rec)
 	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(src, res.Seq, body) {
 		// The original was digested under a blind key that has since been
 		// rotated; the bodies are the same.

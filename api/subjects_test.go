@@ -11,7 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/paytrail/paytrail/api/auth"
 	"github.com/paytrail/paytrail/crypto"
@@ -871,4 +875,74 @@ func srLuhnPAN(i int) string {
 		sum += d
 	}
 	return base + fmt.Sprint((10-sum%10)%10)
+}
+
+// TestSubjectRequestEraseRacingIngest erases a cardholder while events of
+// their card keep arriving. An event sealed under the key the erasure
+// destroys is sealed again under a new key: every delivery is answered
+// 200, and afterwards no subject row names the erased key.
+func TestSubjectRequestEraseRacingIngest(t *testing.T) {
+	h := newHarness(t)
+	_, p := h.srIngest("sr_race_0", map[string]any{"transaction_id": "pay_race"})
+	card, err := h.node.Keys.Tokenize(testPAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := standardwebhooks.NewWebhook(testStandardSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const posters, perPoster = 4, 40
+	bodies := make([][][]byte, posters)
+	for i := range bodies {
+		for n := range perPoster {
+			bodies[i] = append(bodies[i], genericEvent(t, map[string]any{
+				"id": fmt.Sprintf("sr_race_%d_%d", i, n), "transaction_id": fmt.Sprintf("pay_race_%d_%d", i, n)}))
+		}
+	}
+	post := func(msgID string, body []byte) (int, error) {
+		now := time.Now()
+		sig, err := wh.Sign(msgID, now, body)
+		if err != nil {
+			return 0, err
+		}
+		req, err := http.NewRequest("POST", h.http.URL+"/v1/webhooks/dev", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("webhook-id", msgID)
+		req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
+		req.Header.Set("webhook-signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	var wg sync.WaitGroup
+	for i := range posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n, body := range bodies[i] {
+				if status, err := post(fmt.Sprintf("msg_race_%d_%d", i, n), body); err != nil || status != http.StatusOK {
+					t.Errorf("event %d/%d: status %d, %v", i, n, status, err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	h.srOK(map[string]any{"kind": "erase", "pan": testPAN, "reference": "PRIV-RACE"})
+	wg.Wait()
+	keys, err := h.node.Ledger.SubjectKeys(subjectCard + card.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(keys, p.DataKey) {
+		t.Errorf("the card's rows still name the erased key %s: %v", p.DataKey, keys)
+	}
+	h.srVerify()
 }
