@@ -946,3 +946,28 @@ func TestSubjectRequestEraseRacingIngest(t *testing.T) {
 	}
 	h.srVerify()
 }
+
+// TestIngestUnderErasedKeyTwice covers the end of the retry: a delivery
+// whose second sealing is refused too (here because the key, erased in
+// the ledger, is still cached) is answered 503, for the processor to
+// retry, and stores nothing.
+func TestIngestUnderErasedKeyTwice(t *testing.T) {
+	h := newHarness(t)
+	_, p := h.srIngest("sr_twice_0", map[string]any{"transaction_id": "pay_twice"})
+	card, err := h.node.Keys.Tokenize(testPAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := []string{subjectCard + card.Token, subjectEmail + h.node.Keys.BlindIndex("email", testEmail)}
+	if err := h.node.Ledger.EraseSubjects(context.Background(), subjects, []string{p.DataKey}); err != nil {
+		t.Fatal(err)
+	}
+	size := h.node.Ledger.Size()
+	r := h.postStandard("msg_sr_twice_1", genericEvent(t, map[string]any{"id": "sr_twice_1", "transaction_id": "pay_twice_1"}))
+	if r.Status != http.StatusServiceUnavailable || r.errorCode(t) != "unavailable" {
+		t.Fatalf("delivery under an erased, still cached key: %d %s, want 503 unavailable", r.Status, r.Body)
+	}
+	if h.node.Ledger.Size() != size {
+		t.Fatal("the refused delivery was stored")
+	}
+}

@@ -204,6 +204,9 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
 	erased := l.erasedKeys()
+	if l.applyHook != nil {
+		l.applyHook()
+	}
 
 	ob := newOverlayBatch(l.db, l.txStates)
 	defer ob.closeReader()
@@ -266,9 +269,16 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			continue
 		}
 		if r.rec.Kind == KindAccess {
-			if err := stampAccess(r, &lastAccess); err != nil {
+			moved, err := stampAccess(r, &lastAccess)
+			if err != nil {
 				r.err = err
 				continue
+			}
+			if moved > time.Second {
+				// More than a wait for the appender: the clock stepped
+				// back, or a stored time is in the future.
+				l.opts.Logger.Warn("access entry stamped later than its request to keep the access log in order; is the clock right?",
+					"moved", moved.String(), "time", lastAccess.Format(time.RFC3339Nano))
 			}
 		}
 		e := newEntry(size, r.enc)
@@ -321,23 +331,25 @@ func namesErased(refs []SubjectRef, erased map[string]bool) bool {
 }
 
 // stampAccess moves the time of access record r forward to *last if it is
-// earlier, re-encoding it, and makes *last its time. An access entry's time
-// is when it was recorded, to within the time it waited for the appender:
-// requests stamp their records in parallel and reach the appender in any
-// order, so a record can be a few milliseconds older than the one before.
-func stampAccess(r *request, last *time.Time) error {
+// earlier, re-encoding it, makes *last its time, and returns how far it
+// moved it. An access entry's time is when it was recorded, to within the
+// time it waited for the appender: requests stamp their records in
+// parallel and reach the appender in any order, so a record can be a few
+// milliseconds older than the one before.
+func stampAccess(r *request, last *time.Time) (time.Duration, error) {
 	t := r.rec.Time.UTC()
-	if t.Before(*last) {
-		r.rec.Time = *last
-		enc, err := encodeRecord(r.rec)
-		if err != nil {
-			return err
-		}
-		r.enc = enc
-		t = *last
+	if !t.Before(*last) {
+		*last = t
+		return 0, nil
 	}
-	*last = t
-	return nil
+	moved := last.Sub(t)
+	r.rec.Time = *last
+	enc, err := encodeRecord(r.rec)
+	if err != nil {
+		return 0, err
+	}
+	r.enc = enc
+	return moved, nil
 }
 
 // fail answers every caller of the batch with err and marks the ledger

@@ -436,3 +436,57 @@ func TestEraseRacingAppends(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseWaitsForTheBatchBeingApplied holds the appender in the middle
+// of a batch that read the erased keys before EraseSubjects marked its key:
+// EraseSubjects must wait for that batch and delete its rows, rather than
+// read the rows first and leave the batch's behind.
+func TestEraseWaitsForTheBatchBeingApplied(t *testing.T) {
+	ctx := context.Background()
+	var keys testKeys
+	l := openTest(t, t.TempDir(), &keys)
+	defer l.Close()
+	const dk, subj = "dk_held", "card:held"
+	if _, err := l.Append(ctx, erasePayment("pay_held_0", dk, subj)); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	l.applyHook = func() {
+		once.Do(func() {
+			close(held)
+			<-release
+		})
+	}
+	// Before the deferred Close, which waits for the appender.
+	defer releaseOnce.Do(func() { close(release) })
+	appended := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, erasePayment("pay_held_1", dk, subj))
+		appended <- err
+	}()
+	<-held // the batch has read the erased keys: none yet
+	erased := make(chan error, 1)
+	go func() { erased <- l.EraseSubjects(ctx, []string{subj}, []string{dk}) }()
+	for !l.erasedKeys()[dk] {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-erased:
+		t.Fatalf("EraseSubjects returned (%v) while a batch under its key was being applied", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	releaseOnce.Do(func() { close(release) })
+	if err := <-appended; err != nil {
+		t.Fatalf("the held append: %v (it read the keys before the mark)", err)
+	}
+	if err := <-erased; err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := l.SubjectKeys(subj); len(k) != 0 {
+		t.Fatalf("%s keys after erasure = %v", subj, k)
+	}
+	if tx, _ := l.SubjectTransactions(subj); len(tx) != 0 {
+		t.Fatalf("%s transactions after erasure = %v", subj, tx)
+	}
+}

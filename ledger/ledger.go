@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
@@ -89,13 +92,17 @@ type Ledger struct {
 	// appender keeps it (see appendState.lastAccess).
 	lastAccess time.Time
 	// erased holds the data keys EraseSubjects was called for since Open,
-	// replaced whole on each call: the appender refuses records whose
-	// subject rows name one of them (ErrDataKeyErased).
+	// replaced whole (under mu) on each call and read without locks: the
+	// appender refuses records whose subject rows name one of them
+	// (ErrDataKeyErased). Erasures are rare and name a key or two.
 	erased atomic.Pointer[map[string]bool]
 	// applyMu is held by the appender while it prepares and applies a
 	// batch, so that EraseSubjects can wait for a batch that read erased
 	// before its call to be visible.
 	applyMu sync.Mutex
+	// applyHook, if set (by tests, before any append), runs in the
+	// appender after it read erased, holding applyMu.
+	applyHook func()
 
 	mu       sync.Mutex // guards the fields below
 	latestCP uint64     // size of the newest stored checkpoint, if hasCP
@@ -150,10 +157,12 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{opts: opts}
 	l.txStates, _ = lru.New[string, *TxState](txStateCacheSize)
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("failed to create ledger dir: %w", err)
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("failed to create ledger dir: %w", err)
+		}
 	}
-	lock, err := lockDir(opts.Dir)
+	lock, err := lockDir(opts.Dir, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +206,15 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
+// noLockFS is a file system whose Lock takes no lock and touches no file.
+type noLockFS struct{ vfs.FS }
+
+func (noLockFS) Lock(string) (io.Closer, error) { return noLock{}, nil }
+
+type noLock struct{}
+
+func (noLock) Close() error { return nil }
+
 // storeOptions are the Pebble options of a ledger store. A writable
 // store's options carry a new block cache, which the caller releases with
 // Cache.Unref once the store is open.
@@ -213,6 +231,10 @@ func storeOptions(readOnly bool, logger pebble.Logger) *pebble.Options {
 	o.Levels[0].BlockSize = 32 << 10
 	if readOnly {
 		// Read-only tools (verify) scan once: Pebble's defaults suffice.
+		// They write nothing, so that they can check a copy on read-only
+		// media and leave it as it was: Pebble's directory lock, the one
+		// file it would still open for writing, is left to PAYTRAIL.LOCK.
+		o.FS = noLockFS{vfs.Default}
 		return o
 	}
 	// The appender's lookups read filter and index blocks of every table;
@@ -227,11 +249,31 @@ func storeOptions(readOnly bool, logger pebble.Logger) *pebble.Options {
 
 // lockDir takes an exclusive advisory lock so that a second process (a CLI
 // command while the server runs) fails plainly instead of waiting.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "PAYTRAIL.LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+func lockDir(dir string, readOnly bool) (*os.File, error) {
+	path := filepath.Join(dir, "PAYTRAIL.LOCK")
+	if readOnly {
+		// A read-only open writes nothing, not even the lock file: it may
+		// be an auditor's copy, on read-only media. No lock file means no
+		// paytrail process ever wrote this copy, so none holds it.
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to open lock file: %w", err)
+		}
+		return flockDir(f, dir)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open lock file: %w", err)
 	}
+	return flockDir(f, dir)
+}
+
+// flockDir takes the exclusive lock on f, the lock file of dir, or closes
+// it.
+func flockDir(f *os.File, dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -291,7 +333,7 @@ func (l *Ledger) load() error {
 	if err != nil && !l.opts.ReadOnly {
 		return err
 	}
-	if l.lastAccess, err = latestAccessTime(l.db); err != nil && !l.opts.ReadOnly {
+	if l.lastAccess, err = latestAccessTime(l.db, size); err != nil && !l.opts.ReadOnly {
 		return err
 	}
 	l.head.Store(&treeHead{size: size, tree: l.rng})

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,8 +51,15 @@ func (k testKeys) verifiers(t testing.TB) note.Verifiers {
 // and remembered in *keys.
 func openTest(t testing.TB, dir string, keys *testKeys) *Ledger {
 	t.Helper()
+	return openTestLogged(t, dir, keys, nil)
+}
+
+// openTestLogged is openTest with a logger (nil discards).
+func openTestLogged(t testing.TB, dir string, keys *testKeys, logger *slog.Logger) *Ledger {
+	t.Helper()
 	l, err := Open(context.Background(), Options{
 		Dir:                dir,
+		Logger:             logger,
 		CheckpointInterval: 10 * time.Millisecond,
 		Signer: func(origin string) (note.Signer, error) {
 			if keys.skey == "" {
@@ -821,5 +830,104 @@ func TestBlockCacheKeepsBlocks(t *testing.T) {
 	}
 	if after.Count == 0 {
 		t.Error("the block cache holds no blocks")
+	}
+}
+
+// TestVerifyReportsCoverage checks VerifyReport.Covered: the entries a
+// verified checkpoint vouches for. Close signs the last entries; entries
+// appended with no signer are covered by nothing.
+func TestVerifyReportsCoverage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var keys testKeys
+	l := openTest(t, dir, &keys)
+	appendAll(t, l, adminRecord(1), adminRecord(2), adminRecord(3))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Verify(ctx, keys.verifiers(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != 3 || rep.Covered != 3 {
+		t.Fatalf("after Close: %d entries, %d covered; want 3 and 3", rep.Entries, rep.Covered)
+	}
+	appendAll(t, l, adminRecord(4), adminRecord(5))
+	rep, err = l.Verify(ctx, keys.verifiers(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != 5 || rep.Covered != 3 {
+		t.Fatalf("after unsigned appends: %d entries, %d covered; want 5 and 3", rep.Entries, rep.Covered)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadOnlyOpenWritesNothing opens a copy of a ledger read-only, as
+// verify does on an auditor's copy (without PAYTRAIL.LOCK, which no server
+// of the copy ever held), and checks that no file is created, changed or
+// touched.
+func TestReadOnlyOpenWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	var keys testKeys
+	l := openTest(t, src, &keys)
+	appendAll(t, l, adminRecord(1), adminRecord(2))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "PAYTRAIL.LOCK")); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() map[string]string {
+		files := map[string]string{}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[e.Name()] = fmt.Sprintf("%s %d %x", fi.ModTime().Format(time.RFC3339Nano), fi.Size(), sha256.Sum256(b))
+		}
+		return files
+	}
+	before := snapshot()
+	ro, err := Open(ctx, Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Verify(ctx, keys.verifiers(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot()
+	for name, was := range before {
+		if after[name] != was {
+			t.Errorf("%s changed: %s -> %s", name, was, after[name])
+		}
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok {
+			t.Errorf("%s was created", name)
+		}
 	}
 }

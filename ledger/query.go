@@ -309,9 +309,12 @@ func (p AccessPos) suffix() []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(p.Time.UnixNano())), p.Seq)
 }
 
-// latestAccessTime returns the time of the latest access entry in db's
-// access index, or the zero time if there is none.
-func latestAccessTime(db *pebble.DB) (time.Time, error) {
+// latestAccessTime returns the time of the latest access entry of the
+// ledger of size entries, found through the access index and read from the
+// entry itself, or the zero time if there is none. An index row that names
+// no access entry of that time is tampering: it must not set the time of
+// every later access entry.
+func latestAccessTime(db *pebble.DB, size uint64) (time.Time, error) {
 	prefix := key(tagIndex, idxAccess)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -325,7 +328,25 @@ func latestAccessTime(db *pebble.DB) (time.Time, error) {
 	if len(sfx) != 16 {
 		return time.Time{}, fmt.Errorf("failed to read access index: malformed index row: %w", ErrTampered)
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(sfx))).UTC(), nil
+	t, seq := time.Unix(0, int64(binary.BigEndian.Uint64(sfx))).UTC(), binary.BigEndian.Uint64(sfx[8:])
+	if seq >= size {
+		return time.Time{}, &TamperedError{Seq: size, Reason: "access index names an entry past the end"}
+	}
+	v, ok, err := get(db, entryKey(seq))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("failed to read access entry: %w", err)
+	}
+	if !ok {
+		return time.Time{}, &TamperedError{Seq: seq, Reason: "access index names a missing entry"}
+	}
+	e, err := DecodeEntry(seq, v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if e.Kind != KindAccess || !e.Time.Equal(t) {
+		return time.Time{}, &TamperedError{Seq: seq, Reason: "access index row disagrees with its entry"}
+	}
+	return e.Time, nil
 }
 
 // AccessQuery selects access entries for [Ledger.AccessEntries].
@@ -360,12 +381,11 @@ type AccessPage struct {
 }
 
 // AccessEntries returns the access entries selected by q, in (time,
-// sequence number) order. It stops at the first entry that is not durable
-// yet. Entry times are taken before the append, so an entry can commit after
-// a later-timed one: a cursor issued in between lies past it, and paging
-// from that cursor does not return it (re-query by time to catch up; an
-// index by sequence number would close this). It returns [ErrClosed] once
-// the ledger is closed.
+// sequence number) order, which is append order: the appender never
+// stamps an access entry earlier than the one before it (see
+// stampAccess), so an entry that commits after a page was read sorts after
+// that page's cursor. It stops at the first entry that is not durable yet.
+// It returns [ErrClosed] once the ledger is closed.
 func (l *Ledger) AccessEntries(ctx context.Context, q AccessQuery) (*AccessPage, error) {
 	if q.Limit <= 0 {
 		return nil, errors.New("failed to list access entries: limit must be positive")

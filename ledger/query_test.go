@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -335,7 +337,8 @@ func TestAccessEntries(t *testing.T) {
 func TestAccessTimesNeverDecrease(t *testing.T) {
 	var keys testKeys
 	dir := t.TempDir()
-	l := openTest(t, dir, &keys)
+	var logs bytes.Buffer
+	l := openTestLogged(t, dir, &keys, slog.New(slog.NewTextHandler(&logs, nil)))
 	m := time.Minute
 	seqs := appendAll(t, l, accessRecord("p1", 1*m), accessRecord("p1", 5*m))
 	page, err := l.AccessEntries(context.Background(), AccessQuery{Limit: 2})
@@ -358,6 +361,10 @@ func TestAccessTimesNeverDecrease(t *testing.T) {
 	}
 	if got, want := page.Items[0].Time, queryT0.Add(5*m); !got.Equal(want) {
 		t.Errorf("late entry time %v, want %v (the latest before it)", got, want)
+	}
+	// Two minutes is no wait for the appender: the operator hears of it.
+	if !strings.Contains(logs.String(), "is the clock right?") || !strings.Contains(logs.String(), "moved=2m0s") {
+		t.Errorf("no warning of the moved time in the log: %q", logs.String())
 	}
 	e, err := l.Entry(late)
 	if err != nil {

@@ -21,8 +21,12 @@ import (
 
 // VerifyReport summarizes a successful [Ledger.Verify].
 type VerifyReport struct {
-	Entries      uint64
-	Checkpoints  int
+	Entries     uint64
+	Checkpoints int
+	// Covered is the largest tree size a verified checkpoint commits to:
+	// entries from Covered on are signed by no checkpoint (yet), and only
+	// their hashes vouch for them.
+	Covered      uint64
 	Transactions int
 	IndexRows    int
 	Root         []byte
@@ -133,6 +137,7 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Ve
 			return &TamperedError{Seq: size, Reason: err.Error()}
 		}
 		rep.Checkpoints++
+		rep.Covered = max(rep.Covered, size)
 		return nil
 	}
 	if cp, ok, err := get(r, metaEmptyCheckpoint); err != nil {

@@ -76,17 +76,18 @@ func TestScript(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":       scriptExitCode,
-			"capture":        scriptCapture,
-			"waitserve":      scriptWaitServe,
-			"waitcheckpoint": scriptWaitCheckpoint,
-			"sigterm":        scriptSigterm,
-			"fetch":          scriptFetch,
-			"tamper":         scriptTamper,
-			"sub":            scriptSub,
-			"forgekey":       scriptForgeKey,
-			"perm":           scriptPerm,
-			"nokeys":         scriptNoKeys,
+			"exitcode":        scriptExitCode,
+			"capture":         scriptCapture,
+			"waitserve":       scriptWaitServe,
+			"waitcheckpoint":  scriptWaitCheckpoint,
+			"sigterm":         scriptSigterm,
+			"fetch":           scriptFetch,
+			"dropcheckpoints": scriptDropCheckpoints,
+			"tamper":          scriptTamper,
+			"sub":             scriptSub,
+			"forgekey":        scriptForgeKey,
+			"perm":            scriptPerm,
+			"nokeys":          scriptNoKeys,
 		},
 	})
 }
@@ -279,6 +280,36 @@ func scriptTamper(ts *testscript.TestScript, neg bool, args []string) {
 	seq, err := strconv.ParseUint(args[1], 10, 64)
 	ts.Check(err)
 	ts.Check(flipEntryBit(filepath.Join(ts.MkAbs(args[0]), "ledger"), seq, scriptLogger{ts}))
+}
+
+// dropcheckpoints DATADIR: deletes every stored checkpoint from the
+// ledger's Pebble store, as an attacker with disk access would before
+// rewriting entries. Checkpoint keys are the ledger's (ledger/keys.go):
+// "aempty_checkpoint", and 'e', a big-endian sequence number and 'p'.
+func scriptDropCheckpoints(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "dropcheckpoints")
+	if len(args) != 1 {
+		ts.Fatalf("usage: dropcheckpoints DATADIR")
+	}
+	db, err := pebble.Open(filepath.Join(ts.MkAbs(args[0]), "ledger"), &pebble.Options{Logger: scriptLogger{ts}})
+	ts.Check(err)
+	it, err := db.NewIter(nil)
+	ts.Check(err)
+	b := db.NewBatch()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if string(k) == "aempty_checkpoint" || len(k) == 10 && k[0] == 'e' && k[9] == 'p' {
+			ts.Check(b.Delete(bytes.Clone(k), nil))
+			n++
+		}
+	}
+	ts.Check(it.Close())
+	if n == 0 {
+		ts.Fatalf("no checkpoint to drop")
+	}
+	ts.Check(b.Commit(pebble.Sync))
+	ts.Check(db.Close())
 }
 
 // scriptLogger sends Pebble's messages to the script's log.

@@ -100,6 +100,14 @@ func cmdVerify(ctx context.Context, e env) error {
 		}
 		return err
 	}
+	if len(vkeys) > 0 && rep.Covered < rep.Entries {
+		// Only a checkpoint vouches for entries to the holder of the key:
+		// without one, whoever can write the copy could have deleted the
+		// checkpoints and rewritten the entries and hashes after them.
+		fmt.Fprintf(e.stdout, "FAIL: first bad sequence number %d: no checkpoint signed by the given keys covers it (they cover %d of %d entries)\n",
+			rep.Covered, rep.Covered, rep.Entries)
+		return exitError{exitFailure, fmt.Errorf("ledger verification failed at sequence number %d", rep.Covered)}
+	}
 	fmt.Fprintf(e.stdout, "OK: %d entries, %d checkpoints, %d transactions, %d index rows agree (root %x, %s)\n",
 		rep.Entries, rep.Checkpoints, rep.Transactions, rep.IndexRows, rep.Root, time.Since(start).Round(time.Millisecond))
 	return nil

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,7 +178,9 @@ func loadVerifier(vkey string) (note.Verifier, error) {
 	return v, nil
 }
 
-// loadVerifiers loads every key of vkeys with loadVerifier.
+// loadVerifiers loads every key of vkeys with loadVerifier, once: the
+// same key given twice (as itself and as a file) would make every
+// signature ambiguous to a note.VerifierList.
 func loadVerifiers(vkeys []string) ([]note.Verifier, error) {
 	vs := make([]note.Verifier, 0, len(vkeys))
 	for _, k := range vkeys {
@@ -185,7 +188,9 @@ func loadVerifiers(vkeys []string) ([]note.Verifier, error) {
 		if err != nil {
 			return nil, err
 		}
-		vs = append(vs, v)
+		if !slices.ContainsFunc(vs, func(w note.Verifier) bool { return w.Name() == v.Name() && w.KeyHash() == v.KeyHash() }) {
+			vs = append(vs, v)
+		}
 	}
 	return vs, nil
 }
