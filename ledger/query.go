@@ -324,29 +324,48 @@ func latestAccessTime(db *pebble.DB, size uint64) (time.Time, error) {
 	if !it.Last() {
 		return time.Time{}, it.Error()
 	}
-	sfx := it.Key()[len(prefix):]
-	if len(sfx) != 16 {
-		return time.Time{}, fmt.Errorf("failed to read access index: malformed index row: %w", ErrTampered)
-	}
-	t, seq := time.Unix(0, int64(binary.BigEndian.Uint64(sfx))).UTC(), binary.BigEndian.Uint64(sfx[8:])
-	if seq >= size {
-		return time.Time{}, &TamperedError{Seq: size, Reason: "access index names an entry past the end"}
-	}
-	v, ok, err := get(db, entryKey(seq))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("failed to read access entry: %w", err)
-	}
-	if !ok {
-		return time.Time{}, &TamperedError{Seq: seq, Reason: "access index names a missing entry"}
-	}
-	e, err := DecodeEntry(seq, v)
+	pos, err := parseAccessRow(it.Key()[len(prefix):])
 	if err != nil {
 		return time.Time{}, err
 	}
-	if e.Kind != KindAccess || !e.Time.Equal(t) {
-		return time.Time{}, &TamperedError{Seq: seq, Reason: "access index row disagrees with its entry"}
+	if pos.Seq >= size {
+		return time.Time{}, &TamperedError{Seq: size, Reason: "access index names an entry past the end"}
+	}
+	e, _, err := readAccessEntry(db, pos)
+	if err != nil {
+		return time.Time{}, err
 	}
 	return e.Time, nil
+}
+
+// parseAccessRow returns the position an access index row's key suffix
+// holds: the entry's time and sequence number.
+func parseAccessRow(sfx []byte) (AccessPos, error) {
+	if len(sfx) != 16 {
+		return AccessPos{}, fmt.Errorf("failed to read access index: malformed index row: %w", ErrTampered)
+	}
+	return AccessPos{time.Unix(0, int64(binary.BigEndian.Uint64(sfx))).UTC(), binary.BigEndian.Uint64(sfx[8:])}, nil
+}
+
+// readAccessEntry reads the entry an access index row at pos names, which
+// must be an access entry of pos's time.
+func readAccessEntry(r reader, pos AccessPos) (*Entry, AccessBody, error) {
+	var body AccessBody
+	v, ok, err := get(r, entryKey(pos.Seq))
+	if err != nil {
+		return nil, body, fmt.Errorf("failed to read access entry: %w", err)
+	}
+	if !ok {
+		return nil, body, &TamperedError{Seq: pos.Seq, Reason: "access index names a missing entry"}
+	}
+	e, err := DecodeEntry(pos.Seq, v)
+	if err != nil {
+		return nil, body, err
+	}
+	if e.Kind != KindAccess || e.DecodeBody(&body) != nil || !e.Time.Equal(pos.Time) {
+		return nil, body, &TamperedError{Seq: pos.Seq, Reason: "access index row disagrees with its entry"}
+	}
+	return e, body, nil
 }
 
 // AccessQuery selects access entries for [Ledger.AccessEntries].
@@ -426,30 +445,18 @@ func (l *Ledger) AccessEntries(ctx context.Context, q AccessQuery) (*AccessPage,
 				return nil, err
 			}
 		}
-		sfx := it.suffix()
-		if len(sfx) != 16 {
-			return nil, fmt.Errorf("failed to list access entries: malformed index row: %w", ErrTampered)
+		pos, err := parseAccessRow(it.suffix())
+		if err != nil {
+			return nil, err
 		}
-		pos := AccessPos{time.Unix(0, int64(binary.BigEndian.Uint64(sfx))).UTC(), binary.BigEndian.Uint64(sfx[8:])}
 		if pos.Seq >= size {
 			page.Next = last
 			return page, nil
 		}
 		last = &pos
-		v, ok, err := get(snap, entryKey(pos.Seq))
-		if err != nil {
-			return nil, fmt.Errorf("failed to read access entry: %w", err)
-		}
-		if !ok {
-			return nil, &TamperedError{Seq: pos.Seq, Reason: "access index names a missing entry"}
-		}
-		e, err := DecodeEntry(pos.Seq, v)
+		e, body, err := readAccessEntry(snap, pos)
 		if err != nil {
 			return nil, err
-		}
-		var body AccessBody
-		if e.Kind != KindAccess || e.DecodeBody(&body) != nil {
-			return nil, &TamperedError{Seq: pos.Seq, Reason: "access index names an entry that is not an access entry"}
 		}
 		if q.ActorID == "" || body.ActorID == q.ActorID {
 			page.Items = append(page.Items, AccessRecord{Seq: e.Seq, Time: e.Time, Body: body})

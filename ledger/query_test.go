@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 var queryT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -474,6 +476,47 @@ func BenchmarkTransactions(b *testing.B) {
 				if err != nil || len(page.Items) != 50 || !strings.HasPrefix(page.Items[0].TransactionID, "tx") {
 					b.Fatal(err, len(page.Items))
 				}
+			}
+		})
+	}
+}
+
+// TestPlantedAccessRowRefused checks that the latest access time is taken
+// from the entry the newest access index row names, not from the row: a
+// planted row dated in the future must not set the time of every later
+// access entry, so a writable open refuses the store.
+func TestPlantedAccessRowRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		seq  uint64 // the entry the planted row names
+	}{
+		{"names an access entry of another time", 0},
+		{"names an entry that is not an access entry", 1},
+		{"names an entry past the end", 99},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var keys testKeys
+			dir := t.TempDir()
+			l := openTest(t, dir, &keys)
+			appendAll(t, l, accessRecord("p1", time.Minute), adminRecord(1))
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err := pebble.Open(dir, &pebble.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			future := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+			if err := db.Set(key(tagIndex, idxAccess, future, tc.seq), nil, pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Open(ctx, Options{Dir: dir})
+			if !errors.Is(err, ErrTampered) {
+				t.Fatalf("Open with a planted access row: %v, want ErrTampered", err)
 			}
 		})
 	}
