@@ -68,7 +68,7 @@ func toError(err error) *Error {
 		return newError(http.StatusConflict, "transaction_merchant_conflict", "this transaction id already belongs to another merchant")
 	case errors.Is(err, ledger.ErrConflict):
 		return newError(http.StatusConflict, "idempotency_conflict", "this event id was already received with a different body")
-	case errors.Is(err, ledger.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ledger.ErrDataKeyErased):
+	case errors.Is(err, ledger.ErrClosed), errors.Is(err, context.DeadlineExceeded):
 		return errUnavailable
 	}
 	return newError(http.StatusInternalServerError, "internal", "internal error")

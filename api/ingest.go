@@ -34,11 +34,21 @@ const (
 	digestLabelWebhooks = "webhook body"
 )
 
-// Subject id prefixes. A subject is global, not per merchant.
+// Subject id prefixes: a subject is an identifier's card token or blind
+// index with its kind. A subject is global, not per merchant; requests
+// and searches limit what they find to the caller's scope.
 const (
 	subjectCard        = "card:"
 	subjectEmail       = "email:"
 	subjectFingerprint = "fingerprint:"
+	subjectCustomer    = "customer:"
+)
+
+// Blind index labels of the identifiers that have no token.
+const (
+	blindEmail       = "email"
+	blindFingerprint = "fingerprint"
+	blindCustomer    = "customer"
 )
 
 // ingest receives one webhook event. Checks run in the contract's order:
@@ -97,33 +107,13 @@ func (s *Server) ingest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	var res ledger.Result
-	for attempt := 1; ; attempt++ {
-		var rec ledger.Record
-		if rec, err = s.paymentRecord(c, src, webhookID, ev, body, now); err != nil {
-			s.webhookResult(src, "rejected")
-			s.abort(c, err)
-			return
-		}
-		if len(rec.NewKeys) > 0 {
-			// The key before the entry: an entry must never be durable
-			// without its key. Handlers store keys concurrently, sharing
-			// fsyncs, instead of the single appender doing it for a whole
-			// batch.
-			if err := s.keyStore.PutWrapped(c, rec.NewKeys); err != nil {
-				s.webhookResult(src, "error")
-				s.abort(c, err)
-				return
-			}
-		}
-		res, err = s.ledger.Append(c, rec)
-		// An erasure of the cardholder destroyed the key the event was
-		// just sealed under: seal it again, under the key the cardholder
-		// has now (a new one), as an event that arrived after the erasure.
-		if !errors.Is(err, ledger.ErrDataKeyErased) || attempt == 2 {
-			break
-		}
+	rec, err := s.paymentRecord(c, src, webhookID, ev, body, now)
+	if err != nil {
+		s.webhookResult(src, "rejected")
+		s.abort(c, err)
+		return
 	}
+	res, err := s.ledger.Append(c, rec)
 	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(src, res.Seq, body) {
 		// The original was digested under a blind key that has since been
 		// rotated; the bodies are the same.
@@ -258,10 +248,9 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 			clear = append(clear, sealField{f, v})
 		}
 	}
-	// subjects are written as rows (primary keys' tokens); lookup also has
-	// the tokens under older keys, so a rotation does not split a
-	// cardholder across data keys.
-	var subjects, lookup []string
+	// The subjects of the event's identifiers, as rows under the primary
+	// token and blind index keys (requests look under every key).
+	var subjects []string
 	if ev.Card.PAN != "" {
 		card, err := s.keys.Tokenize(ev.Card.PAN)
 		if err != nil {
@@ -271,19 +260,22 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		add(fieldBIN, card.BIN)
 		add(fieldLast4, card.Last4)
 		subjects = append(subjects, subjectCard+card.Token)
-		lookup = append(lookup, prefixAll(subjectCard, card.Tokens)...)
 	} else {
 		add(fieldLast4, ev.Card.Last4)
 	}
-	if ev.Card.Fingerprint != "" {
-		add(fieldFingerprint, ev.Card.Fingerprint)
-		bis := prefixAll(subjectFingerprint, s.keys.BlindIndexes("fingerprint", ev.Card.Fingerprint))
-		subjects, lookup = append(subjects, bis[0]), append(lookup, bis...)
-	}
-	if ev.Cardholder.Email != "" {
-		add(fieldEmail, ev.Cardholder.Email)
-		bis := prefixAll(subjectEmail, s.keys.BlindIndexes("email", ev.Cardholder.Email))
-		subjects, lookup = append(subjects, bis[0]), append(lookup, bis...)
+	add(fieldFingerprint, ev.Card.Fingerprint)
+	add(fieldEmail, ev.Cardholder.Email)
+	for _, id := range []struct {
+		prefix, label string
+		values        []string
+	}{
+		{subjectEmail, blindEmail, ev.Identifiers.Emails},
+		{subjectFingerprint, blindFingerprint, ev.Identifiers.Fingerprints},
+		{subjectCustomer, blindCustomer, ev.Identifiers.Customers},
+	} {
+		for _, v := range id.values {
+			subjects = append(subjects, id.prefix+s.keys.BlindIndex(id.label, v))
+		}
 	}
 	if ev.Card.ExpMonth != 0 {
 		add(fieldExpMonth, strconv.Itoa(ev.Card.ExpMonth))
@@ -315,12 +307,12 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 	if len(clear) == 0 {
 		return rec, nil
 	}
-	dk, wrapped, err := s.subjectKey(c, lookup)
+	// A key of its own: an erasure destroys the keys of the events
+	// ordered before it, and no event after it can be sealed under one of
+	// them (docs/privacy-requests.md).
+	dk, err := s.keyPool.take(c)
 	if err != nil {
 		return ledger.Record{}, err
-	}
-	if wrapped != nil {
-		rec.NewKeys = []ledger.WrappedKey{{ID: dk.ID(), Wrapped: wrapped}}
 	}
 	pb.DataKey = dk.ID()
 	pb.Sealed = make(map[string][]byte, len(clear))
@@ -332,69 +324,11 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		}
 		pb.Sealed[f.name] = ct
 	}
-	for _, subj := range subjects {
-		rec.Subjects = append(rec.Subjects, ledger.SubjectRef{Subject: subj, DataKey: dk.ID(), TransactionID: ev.TransactionID})
+	if ev.TransactionID != "" {
+		rec.Link = &ledger.SubjectLink{TransactionID: ev.TransactionID, DataKey: dk.ID(), Subjects: subjects}
 	}
 	return rec, nil
 }
 
-func prefixAll(prefix string, vs []string) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = prefix + v
-	}
-	return out
-}
-
 // sealField is one personal field of an event, in clear, to be sealed.
 type sealField struct{ name, value string }
-
-// subjectKey returns the data key for an event's subjects: an existing live
-// key of the first subject that has one, else a new key (returned with its
-// wrapped bytes, which travel in the record). An event with no subject gets
-// a key of its own.
-//
-// A small cache maps subjects to the key last used for them, sparing the
-// subject-row scans on the hot path. It needs no invalidation: an erased
-// subject's key is destroyed, so Get fails and the lookup falls through.
-func (s *Server) subjectKey(c *gin.Context, subjects []string) (*crypto.DataKey, []byte, error) {
-	remember := func(dk *crypto.DataKey) {
-		for _, subj := range subjects {
-			s.subjectKeys.Add(subj, dk.ID())
-		}
-	}
-	for _, subj := range subjects {
-		if id, ok := s.subjectKeys.Get(subj); ok {
-			dk, err := s.dataKeys.Get(c, id)
-			if err == nil {
-				return dk, nil, nil
-			}
-			s.subjectKeys.Remove(subj)
-			if !errors.Is(err, crypto.ErrDataKeyDestroyed) {
-				return nil, nil, err
-			}
-		}
-	}
-	for _, subj := range subjects {
-		ids, err := s.ledger.SubjectKeys(subj)
-		if err != nil {
-			return nil, nil, err
-		}
-		for i := len(ids) - 1; i >= 0; i-- {
-			dk, err := s.dataKeys.Get(c, ids[i])
-			if errors.Is(err, crypto.ErrDataKeyDestroyed) {
-				continue
-			}
-			if err != nil {
-				return nil, nil, err
-			}
-			remember(dk)
-			return dk, nil, nil
-		}
-	}
-	dk, wrapped, err := s.dataKeys.New()
-	if err == nil {
-		remember(dk)
-	}
-	return dk, wrapped, err
-}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -60,9 +59,6 @@ type Source struct {
 	DefaultMerchant string
 }
 
-// subjectKeyCacheSize bounds the subject -> data key cache of ingestion.
-const subjectKeyCacheSize = 100_000
-
 // Server is paytrail's HTTP API.
 type Server struct {
 	cfg        Config
@@ -79,9 +75,8 @@ type Server struct {
 	now        func() time.Time
 	verifiers  []string // checkpoint verifier keys, primary first
 
-	// subjectKeys caches subject -> data key id for ingestion (see
-	// subjectKey).
-	subjectKeys *lru.Cache[string, string]
+	// keyPool hands out fresh, stored data keys, one per event.
+	keyPool *keyPool
 
 	badSigMu         sync.Mutex
 	badSigLast       map[string]time.Time
@@ -121,7 +116,11 @@ func New(cfg Config) (*Server, error) {
 		badSigLast:       map[string]time.Time{},
 		badSigSuppressed: map[string]int{},
 	}
-	s.subjectKeys, _ = lru.New[string, string](subjectKeyCacheSize)
+	s.keyPool = newKeyPool(cfg.DataKeys, cfg.KeyStore, cfg.Logger)
+	// An erasure a crash interrupted is finished before anything is served.
+	if err := s.FinishErasures(context.Background()); err != nil {
+		return nil, fmt.Errorf("api: failed to finish an interrupted erasure: %w", err)
+	}
 	s.principals = &auth.Store{Ledger: cfg.Ledger, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
 	if s.auth == nil {

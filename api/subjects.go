@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -15,23 +18,26 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/paytrail/paytrail/api/auth"
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
 )
 
-// Cardholder requests (DESIGN.md policy item 5, "Cardholder requests"). A
-// privacy officer acts for a cardholder, named by card number or email;
-// history is never rewritten:
+// Cardholder requests (policy item 5; docs/privacy-requests.md). A privacy
+// officer acts for a cardholder, named by one or more identifiers (card
+// number, email, Stripe card fingerprint, Stripe customer id), on exactly
+// the transactions of their merchant scope in which an event carries one of
+// them. History is never rewritten:
 //
-//   - correct appends an entry whose sealed fields supersede the named
-//     personal fields in disclosures ([ledger.TableCorrections]);
-//   - restrict and unrestrict set or clear a row per data key that blocks
-//     disclosure except for legal obligation ([ledger.TableRestricted]);
-//   - erase appends an entry, destroys the subject's data keys
-//     (crypto-shredding) and deletes the subject rows that link the clear
-//     card token or email blind index to them ([ledger.Ledger.EraseSubjects]).
-//
-// docs/privacy-requests.md is the operator's guide.
+//   - correct appends an entry with the new values of personal fields,
+//     sealed per transaction under one of its data keys, which supersede
+//     the originals in disclosures ([ledger.TableCorrections]);
+//   - restrict and unrestrict set or clear rows per identifier and merchant
+//     that block disclosure of every transaction carrying the identifier,
+//     now or later, except for legal obligation ([ledger.TableRestricted]);
+//   - erase appends an entry that, at its place in the ledger's order,
+//     deletes the transactions' subject rows and hands back their events'
+//     data keys, which are then destroyed (crypto-shredding).
 
 // The kinds of subject request.
 const (
@@ -50,24 +56,24 @@ const (
 	digestLabelSubjectRequests = "subject request"
 	// maxSubjectReference caps the reference, in characters.
 	maxSubjectReference = 200
-	// maxLinkEntries caps the payment entries an erasure decrypts to find
-	// the subjects linked to the erased keys (the email seen with a card).
-	maxLinkEntries = 100_000
+	// maxProcessorID caps a card fingerprint or customer id.
+	maxProcessorID = 255
 )
 
 var (
-	errSubjectRequestUnknown = newError(http.StatusNotFound, "subject_not_found", "no cardholder data is held for this card number or email")
-	errSubjectRequestErased  = newError(http.StatusGone, "subject_erased", "the cardholder's data was erased")
+	errSubjectRequestUnknown = newError(http.StatusNotFound, "subject_not_found", "no cardholder data is held for these identifiers in your merchant scope")
 	errSubjectRequestReused  = newError(http.StatusConflict, "idempotency_conflict", "this reference was already used for a different request")
 )
 
 // subjectRequestJSON is the request body.
 type subjectRequestJSON struct {
-	Kind        string            `json:"kind"`
-	PAN         string            `json:"pan"`
-	Email       string            `json:"email"`
-	Reference   string            `json:"reference"`
-	Corrections map[string]string `json:"corrections"`
+	Kind            string            `json:"kind"`
+	PAN             string            `json:"pan"`
+	Email           string            `json:"email"`
+	CardFingerprint string            `json:"card_fingerprint"`
+	Customer        string            `json:"customer"`
+	Reference       string            `json:"reference"`
+	Corrections     map[string]string `json:"corrections"`
 }
 
 // subjectRequest is a validated request in normal form. Its JSON encoding
@@ -75,11 +81,13 @@ type subjectRequestJSON struct {
 // request's digest covers, so the same request spelled differently (PAN
 // with spaces, email in capitals) is a duplicate, not a conflict.
 type subjectRequest struct {
-	Kind        string            `json:"kind"`
-	PAN         string            `json:"pan,omitempty"`   // digits only
-	Email       string            `json:"email,omitempty"` // trimmed, lower case
-	Corrections map[string]string `json:"corrections,omitempty"`
-	reference   string
+	Kind            string            `json:"kind"`
+	PAN             string            `json:"pan,omitempty"`   // digits only
+	Email           string            `json:"email,omitempty"` // trimmed, lower case
+	CardFingerprint string            `json:"card_fingerprint,omitempty"`
+	Customer        string            `json:"customer,omitempty"`
+	Corrections     map[string]string `json:"corrections,omitempty"`
+	reference       string
 }
 
 // canonical returns the bytes the request's keyed digest covers.
@@ -105,18 +113,25 @@ func parseSubjectRequest(in subjectRequestJSON) (*subjectRequest, error) {
 		return nil, err
 	}
 	r.reference = ref
-	switch {
-	case (in.PAN == "") == (in.Email == ""):
-		return nil, badRequest("invalid_request", "give exactly one of pan or email")
-	case in.PAN != "":
+	if in.PAN == "" && in.Email == "" && in.CardFingerprint == "" && in.Customer == "" {
+		return nil, badRequest("invalid_request", "give at least one of pan, email, card_fingerprint or customer")
+	}
+	if in.PAN != "" {
 		if r.PAN, err = crypto.NormalizePAN(in.PAN); err != nil {
 			return nil, fmt.Errorf("failed to parse subject request: %w", err)
 		}
-	default:
+	}
+	if in.Email != "" {
 		if r.Email, err = normalizeEmail(in.Email); err != nil {
 			return nil, err
 		}
 		r.Email = strings.ToLower(r.Email)
+	}
+	if r.CardFingerprint, err = processorID("card_fingerprint", in.CardFingerprint); err != nil {
+		return nil, err
+	}
+	if r.Customer, err = processorID("customer", in.Customer); err != nil {
+		return nil, err
 	}
 	if in.Kind != subjectRequestCorrect {
 		if len(in.Corrections) > 0 {
@@ -141,6 +156,25 @@ func parseSubjectRequest(in subjectRequestJSON) (*subjectRequest, error) {
 		r.Corrections[f] = v
 	}
 	return r, nil
+}
+
+// processorID checks a processor's identifier (a card fingerprint, a
+// customer id): empty, or 1 to 255 printable ASCII characters without
+// spaces that are not a card number. The error names the field, never the
+// value.
+func processorID(field, v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if len(v) > maxProcessorID || hasPAN(v) {
+		return "", badRequest("invalid_request", field+" must be 1 to 255 printable characters without spaces")
+	}
+	for _, c := range []byte(v) {
+		if c <= ' ' || c >= 0x7f {
+			return "", badRequest("invalid_request", field+" must be 1 to 255 printable characters without spaces")
+		}
+	}
+	return v, nil
 }
 
 // parseReference checks a request reference: 1 to 200 printable
@@ -262,90 +296,95 @@ func normalizeCorrection(field, v string) (string, error) {
 	return v, nil
 }
 
-// subjectMatch is what a request acts on: the subjects it names that have
-// rows, their data keys and their transactions.
+// subjectMatch is what a request acts on: the transactions of the caller's
+// scope in which an event carries one of the request's identifiers.
 type subjectMatch struct {
-	subjects  []string          // "card:<token>" or "email:<blind index>"
-	keyIDs    []string          // every data key id of the subjects, sorted
-	live      []*crypto.DataKey // the keys not destroyed, in keyIDs order
-	txIDs     []string          // transaction ids, sorted
-	txs       []*ledger.TxState // their states (ids without one are skipped)
-	merchants []string          // merchants of txs, sorted
+	// candidates are the subjects of the request's identifiers under every
+	// enabled token and blind index key.
+	candidates []string
+	subjects   int               // how many candidates have in-scope transactions
+	txs        []*ledger.TxState // in transaction id order
+	merchants  []string          // merchants of txs, sorted
 }
 
-func (m *subjectMatch) liveIDs() []string {
-	ids := make([]string, len(m.live))
-	for i, k := range m.live {
-		ids[i] = k.ID()
+func (m *subjectMatch) txIDs() []string {
+	ids := make([]string, len(m.txs))
+	for i, st := range m.txs {
+		ids[i] = st.TransactionID
 	}
 	return ids
 }
 
-// findSubjects looks up the subjects a request names, under every enabled
-// token or blind index key (a card seen before a key rotation has an older
-// token). No rows at all is a match with no subjects.
-func (s *Server) findSubjects(ctx context.Context, req *subjectRequest) (*subjectMatch, error) {
-	var candidates []string
+// candidateSubjects returns the subjects a request's identifiers may be
+// indexed under: every enabled token or blind index key (a card seen before
+// a key rotation has an older token).
+func (s *Server) candidateSubjects(req *subjectRequest) ([]string, error) {
+	var out []string
 	if req.PAN != "" {
 		toks, err := s.keys.Tokens(req.PAN)
 		if err != nil {
 			return nil, fmt.Errorf("failed to tokenize card number: %w", err)
 		}
 		for _, t := range toks {
-			candidates = append(candidates, subjectCard+t)
-		}
-	} else {
-		for _, bi := range s.keys.BlindIndexes(fieldEmail, req.Email) {
-			candidates = append(candidates, subjectEmail+bi)
+			out = append(out, subjectCard+t)
 		}
 	}
-	m := &subjectMatch{}
-	keys, txs := map[string]bool{}, map[string]bool{}
-	for _, subj := range candidates {
-		ks, err := s.ledger.SubjectKeys(subj)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read subject keys: %w", err)
+	for _, id := range []struct{ prefix, label, value string }{
+		{subjectEmail, blindEmail, req.Email},
+		{subjectFingerprint, blindFingerprint, req.CardFingerprint},
+		{subjectCustomer, blindCustomer, req.Customer},
+	} {
+		if id.value == "" {
+			continue
 		}
-		ts, err := s.ledger.SubjectTransactions(subj)
+		for _, bi := range s.keys.BlindIndexes(id.label, id.value) {
+			out = append(out, id.prefix+bi)
+		}
+	}
+	return out, nil
+}
+
+// findTransactions looks up the transactions of req's identifiers and keeps
+// those in p's scope. Transactions outside it are not acted on, and their
+// existence shows nowhere: not in the answer, not in the access entry.
+func (s *Server) findTransactions(req *subjectRequest, p *auth.Principal) (*subjectMatch, error) {
+	cands, err := s.candidateSubjects(req)
+	if err != nil {
+		return nil, err
+	}
+	m := &subjectMatch{candidates: cands}
+	seen := map[string]bool{}
+	merchants := map[string]bool{}
+	for _, subj := range cands {
+		ids, err := s.ledger.SubjectTransactions(subj)
 		if err != nil {
 			return nil, fmt.Errorf("failed to read subject transactions: %w", err)
 		}
-		if len(ks)+len(ts) == 0 {
-			continue
+		inScope := false
+		for _, id := range ids {
+			st, err := s.ledger.Transaction(id)
+			if errors.Is(err, ledger.ErrNotFound) {
+				continue // not yet durable
+			}
+			if err != nil {
+				return nil, fmt.Errorf("failed to read transaction state: %w", err)
+			}
+			if !p.AllMerchants() && !p.InScope(st.MerchantID) {
+				continue
+			}
+			inScope = true
+			if !seen[id] {
+				seen[id] = true
+				m.txs = append(m.txs, st)
+				merchants[st.MerchantID] = true
+			}
 		}
-		m.subjects = append(m.subjects, subj)
-		for _, k := range ks {
-			keys[k] = true
-		}
-		for _, t := range ts {
-			txs[t] = true
+		if inScope {
+			m.subjects++
 		}
 	}
-	m.keyIDs = sortedKeys(keys)
-	m.txIDs = sortedKeys(txs)
-	merchants := map[string]bool{}
-	for _, id := range m.txIDs {
-		st, err := s.ledger.Transaction(id)
-		if errors.Is(err, ledger.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("failed to read transaction state: %w", err)
-		}
-		m.txs = append(m.txs, st)
-		merchants[st.MerchantID] = true
-	}
+	slices.SortFunc(m.txs, func(a, b *ledger.TxState) int { return strings.Compare(a.TransactionID, b.TransactionID) })
 	m.merchants = sortedKeys(merchants)
-	for _, id := range m.keyIDs {
-		dk, err := s.dataKeys.Get(ctx, id)
-		if errors.Is(err, crypto.ErrDataKeyDestroyed) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("failed to get data key: %w", err)
-		}
-		m.live = append(m.live, dk)
-	}
 	return m, nil
 }
 
@@ -358,110 +397,26 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
-// linkedSubjects finds the other subjects whose rows point at the live
-// keys of m: ingestion seals all of an event's fields under one key and
-// writes a row for each of its subjects, so the email (or Stripe card
-// fingerprint) seen with an erased card is unlinked with it. It opens the
-// card token, email and fingerprint of the subject's payment entries under
-// those keys, which is why it runs only for erasure, before the keys are
-// destroyed. Nothing it opens leaves this function but subject ids.
-func (s *Server) linkedSubjects(ctx context.Context, m *subjectMatch, only []string) ([]string, error) {
-	live := map[string]*crypto.DataKey{}
-	for _, k := range m.live {
-		if only == nil || slices.Contains(only, k.ID()) {
-			live[k.ID()] = k
-		}
+// scopeOf returns p's merchant scope as restriction scopes: "*" for every
+// merchant, else its merchant ids, sorted.
+func scopeOf(p *auth.Principal) []string {
+	if p.AllMerchants() {
+		return []string{"*"}
 	}
-	if len(live) == 0 {
-		return nil, nil
-	}
-	known := map[string]bool{}
-	for _, subj := range m.subjects {
-		known[subj] = true
-	}
-	rows := map[string][]string{} // candidate subject -> its data keys
-	var linked []string
-	scanned := 0
-	for _, st := range m.txs {
-		for _, seq := range st.Seqs {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if scanned++; scanned > maxLinkEntries {
-				s.log.Warn("erasure stopped looking for linked subjects", "entries", maxLinkEntries)
-				return linked, nil
-			}
-			e, err := s.ledger.Entry(seq)
-			if errors.Is(err, ledger.ErrNotFound) {
-				continue // not yet durable
-			}
-			if err != nil {
-				return nil, err
-			}
-			var pb ledger.PaymentBody
-			if e.Kind != ledger.KindPayment || e.DecodeBody(&pb) != nil {
-				continue
-			}
-			dk := live[pb.DataKey]
-			if dk == nil {
-				continue
-			}
-			for _, f := range []string{fieldCardToken, fieldEmail, fieldFingerprint} {
-				ct, ok := pb.Sealed[f]
-				if !ok {
-					continue
-				}
-				v, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: e.ID, Field: f}, ct)
-				if err != nil {
-					// The erasure goes on: the key is destroyed either way.
-					s.log.Warn("failed to open a subject field while erasing", "seq", seq, "field", f, "err", err)
-					continue
-				}
-				for _, subj := range s.subjectsOf(f, string(v)) {
-					if known[subj] {
-						continue
-					}
-					ks, ok := rows[subj]
-					if !ok {
-						if ks, err = s.ledger.SubjectKeys(subj); err != nil {
-							return nil, fmt.Errorf("failed to read subject keys: %w", err)
-						}
-						rows[subj] = ks
-					}
-					if slices.Contains(ks, pb.DataKey) {
-						known[subj] = true
-						linked = append(linked, subj)
-					}
-				}
-			}
-		}
-	}
-	return linked, nil
+	return slices.Sorted(slices.Values(p.Merchants))
 }
 
-// subjectsOf returns the subject ids a sealed subject field's value may
-// have been indexed under (every enabled blind index key).
-func (s *Server) subjectsOf(field, v string) []string {
-	switch field {
-	case fieldCardToken:
-		return []string{subjectCard + v}
-	case fieldEmail, fieldFingerprint:
-		prefix := subjectEmail
-		if field == fieldFingerprint {
-			prefix = subjectFingerprint
-		}
-		var out []string
-		for _, bi := range s.keys.BlindIndexes(field, v) {
-			out = append(out, prefix+bi)
-		}
-		return out
-	}
-	return nil
+// requestUniqueKey is a request's idempotency key: the reference within
+// the caller's scope, so that a reference is private to the scope (the same
+// reference used in another scope is another request, and reveals nothing).
+func requestUniqueKey(scope []string, reference string) string {
+	sum := sha256.Sum256([]byte(strings.Join(scope, "\x00")))
+	return subjectRequestUniquePrefix + hex.EncodeToString(sum[:16]) + "/" + reference
 }
 
 // subjectRequestEntry is the body of a subject request entry: the ledger's
-// SubjectRequestBody plus the number of subjects acted on, which the answer
-// to a repeated request needs after an erasure has removed their rows.
+// SubjectRequestBody plus the number of identifiers acted on, which the
+// answer to a repeated request needs after an erasure removed their rows.
 type subjectRequestEntry struct {
 	ledger.SubjectRequestBody
 	Subjects int `json:"subjects"`
@@ -469,17 +424,13 @@ type subjectRequestEntry struct {
 
 // subjectRequest handles POST /v1/subject-requests (role privacy). It
 // answers 200 {"kind", "reference", "seq", "subjects", "transactions",
-// "duplicate"} once the request's entry is durable and applied, and an
-// access entry records the call. A reference seen before answers the
+// "duplicate"} once the request's entry is durable and applied (for an
+// erasure: once the keys are destroyed), and an access entry records the
+// call. A reference seen before in the caller's scope answers the
 // original result with "duplicate": true and applies nothing again (an
 // erasure interrupted by a crash is completed); with a different request
-// it is 409. An unknown subject, or one with transactions outside the
-// caller's merchant scope, is 404 and only the denied access is recorded.
-//
-// A restriction or correction is part of its entry's batch. An erasure
-// appends its entry first, then destroys the keys and deletes the subject
-// rows; if that fails the answer is 500, and repeating the request (same
-// reference) finishes it.
+// it is 409. Identifiers with no transaction in the caller's scope are 404,
+// and only the denied access is recorded.
 func (s *Server) subjectRequest(c *gin.Context) {
 	var in subjectRequestJSON
 	if err := decodeJSON(c, &in); err != nil {
@@ -491,6 +442,8 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	p := principal(c)
+	scope := scopeOf(p)
 	a := access{
 		Action:        "subject_request." + req.Kind,
 		Resource:      subjectRequestUniquePrefix + req.reference,
@@ -498,10 +451,10 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		Justification: req.Kind,
 	}
 	canon := req.canonical()
-	unique := &ledger.Unique{Key: subjectRequestUniquePrefix + req.reference, Digest: s.keys.Digest(digestLabelSubjectRequests, canon)}
+	unique := &ledger.Unique{Key: requestUniqueKey(scope, req.reference), Digest: s.keys.Digest(digestLabelSubjectRequests, canon)}
 
-	// A repeated request is answered before looking for the subject: after
-	// an erasure there is none.
+	// A repeated request is answered before looking for the transactions:
+	// after an erasure there are none.
 	if e, err := s.ledger.EntryByUnique(unique.Key); err == nil {
 		s.repeatSubjectRequest(c, a, req, canon, e)
 		return
@@ -510,77 +463,63 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		return
 	}
 
-	m, err := s.findSubjects(c, req)
+	m, err := s.findTransactions(req, p)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	p := principal(c)
-	if len(m.subjects) == 0 || !p.AllMerchants() && slices.ContainsFunc(m.merchants, func(id string) bool { return !p.InScope(id) }) {
+	if len(m.txs) == 0 {
 		s.deny(c, a, errSubjectRequestUnknown)
 		return
 	}
 	a.Merchants = m.merchants
-	if req.Kind != subjectRequestErase && len(m.live) == 0 {
-		s.deny(c, a, errSubjectRequestErased)
-		return
-	}
-	var linked []string
-	if req.Kind == subjectRequestErase {
-		if linked, err = s.linkedSubjects(c, m, nil); err != nil {
-			s.abort(c, err)
-			return
-		}
-	}
 
 	now := s.now()
 	rec := ledger.Record{Kind: ledger.KindSubjectRequest, ID: ledger.NewRecordID(), Time: now, Policy: PolicyVersion, Unique: unique}
 	body := subjectRequestEntry{
 		SubjectRequestBody: ledger.SubjectRequestBody{
-			ActorID: p.ID, ActorName: p.Name, Kind: req.Kind, Reference: req.reference,
-			DataKeys: m.liveIDs(), Transactions: len(m.txIDs), OriginIP: c.ClientIP(),
+			ActorID: p.ID, ActorName: p.Name, Kind: req.Kind, Reference: req.reference, Scope: scope,
+			Transactions: len(m.txs), OriginIP: c.ClientIP(),
 		},
-		Subjects: len(m.subjects) + len(linked),
+		Subjects: m.subjects,
 	}
 	switch req.Kind {
 	case subjectRequestCorrect:
-		// Sealed under DataKeys[0], the first live key; every live key's
-		// corrections row gets this entry's sequence number.
-		body.Sealed = make(map[string][]byte, len(req.Corrections))
-		for f, v := range req.Corrections {
-			ct, err := m.live[0].Seal(crypto.AD{Ledger: s.ledger.ID(), Entry: rec.ID, Field: f}, []byte(v))
-			if err != nil {
-				s.abort(c, err)
-				return
-			}
-			body.Sealed[f] = ct
+		if body.Corrections, err = s.sealCorrections(c, rec.ID, m.txs, req.Corrections); err != nil {
+			s.abort(c, err)
+			return
 		}
-		for _, id := range body.DataKeys {
-			rec.State = append(rec.State, ledger.StateRow{Table: ledger.TableCorrections, Key: id, AppendSeq: true})
+		for _, sc := range body.Corrections {
+			rec.State = append(rec.State, ledger.StateRow{Table: ledger.TableCorrections, Key: sc.TransactionID, AppendSeq: true})
 		}
 	case subjectRequestRestrict, subjectRequestUnrestrict:
+		// Every candidate, not only those with rows: a later event
+		// indexed under the primary key of an identifier is covered too.
 		var v []byte // nil deletes: unrestrict
 		if req.Kind == subjectRequestRestrict {
 			v = []byte(req.reference)
 		}
-		for _, id := range body.DataKeys {
-			rec.State = append(rec.State, ledger.StateRow{Table: ledger.TableRestricted, Key: id, Value: v})
+		for _, subj := range m.candidates {
+			for _, sc := range scope {
+				rec.State = append(rec.State, ledger.StateRow{Table: ledger.TableRestricted, Key: ledger.RestrictionKey(subj, sc), Value: v})
+			}
 		}
 	case subjectRequestErase:
-		body.DataKeys = m.keyIDs // destroyed ones too: their rows go as well
+		rec.Erase = &ledger.Erasure{Transactions: m.txIDs()}
 		body.ErasedAt = &now
 	}
 	rec.Body = body
 
 	res, err := s.ledger.Append(c, rec)
-	if errors.Is(err, ledger.ErrConflict) {
+	if errors.Is(err, ledger.ErrConflict) || err == nil && res.Duplicate {
+		// Another request took the reference in this scope, or the same
+		// request raced this one and won, or was digested under a blind
+		// key since rotated.
 		e, eerr := s.ledger.Entry(res.Seq)
 		if eerr != nil {
 			s.abort(c, eerr)
 			return
 		}
-		// Either another request took the reference, or the same request
-		// was digested under a blind key since rotated.
 		s.repeatSubjectRequest(c, a, req, canon, e)
 		return
 	}
@@ -588,18 +527,8 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if res.Duplicate {
-		// The same request raced this one and won.
-		e, err := s.ledger.Entry(res.Seq)
-		if err != nil {
-			s.abort(c, err)
-			return
-		}
-		s.repeatSubjectRequest(c, a, req, canon, e)
-		return
-	}
-	if req.Kind == subjectRequestErase {
-		if err := s.shred(c.Request.Context(), append(slices.Clone(m.subjects), linked...), m.keyIDs); err != nil {
+	if res.Shred != nil {
+		if err := s.shred(c.Request.Context(), *res.Shred); err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -608,11 +537,50 @@ func (s *Server) subjectRequest(c *gin.Context) {
 	s.answerSubjectRequest(c, a, res.Seq, body, false)
 }
 
+// sealCorrections seals the corrected fields for each transaction under
+// one of its live data keys, so that erasing the transaction shreds its
+// corrections with it.
+func (s *Server) sealCorrections(ctx context.Context, entryID string, txs []*ledger.TxState, corrections map[string]string) ([]ledger.SealedCorrection, error) {
+	fields := slices.Sorted(maps.Keys(corrections))
+	var out []ledger.SealedCorrection
+	for _, st := range txs {
+		ids, err := s.ledger.TransactionDataKeys(st.TransactionID)
+		if err != nil {
+			return nil, err
+		}
+		var dk *crypto.DataKey
+		for _, id := range ids {
+			if dk, err = s.dataKeys.Get(ctx, id); err == nil {
+				break
+			} else if !errors.Is(err, crypto.ErrDataKeyDestroyed) {
+				return nil, err
+			}
+		}
+		if dk == nil {
+			continue // nothing personal left to correct
+		}
+		sc := ledger.SealedCorrection{TransactionID: st.TransactionID, DataKey: dk.ID(), Sealed: make(map[string][]byte, len(fields))}
+		for _, f := range fields {
+			ct, err := dk.Seal(crypto.AD{Ledger: s.ledger.ID(), Entry: entryID, Field: correctionField(st.TransactionID, f)}, []byte(corrections[f]))
+			if err != nil {
+				return nil, err
+			}
+			sc.Sealed[f] = ct
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// correctionField is the associated data field name of a correction: the
+// transaction and the field, so a sealed value cannot be moved to another
+// transaction of the same entry.
+func correctionField(tx, field string) string { return "correction/" + tx + "/" + field }
+
 // repeatSubjectRequest answers a request whose reference is already in the
-// ledger at entry e: the original result if it is the same request, 409 if
-// not. A repeated erasure first completes the original's, which a crash may
-// have interrupted; for the original's keys only, so that data the card or
-// email gained since (under a new key) is left alone.
+// ledger, in the caller's scope, at entry e: the original result if it is
+// the same request, 409 if not. A repeated erasure first completes the
+// original's, which a crash may have interrupted.
 func (s *Server) repeatSubjectRequest(c *gin.Context, a access, req *subjectRequest, canon []byte, e *ledger.Entry) {
 	var body subjectRequestEntry
 	if e.Kind != ledger.KindSubjectRequest || e.Unique == nil || !s.keys.MatchDigest(digestLabelSubjectRequests, canon, e.Unique.Digest) ||
@@ -620,18 +588,8 @@ func (s *Server) repeatSubjectRequest(c *gin.Context, a access, req *subjectRequ
 		s.deny(c, a, errSubjectRequestReused)
 		return
 	}
-	if body.Kind == subjectRequestErase && len(body.DataKeys) > 0 {
-		m, err := s.findSubjects(c, req)
-		if err != nil {
-			s.abort(c, err)
-			return
-		}
-		linked, err := s.linkedSubjects(c, m, body.DataKeys)
-		if err != nil {
-			s.abort(c, err)
-			return
-		}
-		if err := s.shred(c.Request.Context(), append(m.subjects, linked...), body.DataKeys); err != nil {
+	if body.Kind == subjectRequestErase {
+		if err := s.FinishErasures(c.Request.Context()); err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -639,30 +597,36 @@ func (s *Server) repeatSubjectRequest(c *gin.Context, a access, req *subjectRequ
 	s.answerSubjectRequest(c, a, e.Seq, body, true)
 }
 
-// shred destroys the data keys keyIDs (those still in the key store), drops
-// them from the cache and deletes the subject rows and state rows that
-// name them. It runs to the end even if the client goes away: an erasure
-// is not left half done for a closed connection.
-func (s *Server) shred(ctx context.Context, subjects, keyIDs []string) error {
-	ctx = context.WithoutCancel(ctx)
-	var present []string
-	for _, id := range keyIDs {
-		_, ok, err := s.keyStore.Wrapped(ctx, id)
-		if err != nil {
-			return fmt.Errorf("failed to read data key: %w", err)
-		}
-		if ok {
-			present = append(present, id)
+// FinishErasures completes every erasure whose keys an interrupted run
+// left undestroyed. serve calls it at start; a repeated erase request calls
+// it before answering.
+func (s *Server) FinishErasures(ctx context.Context) error {
+	pending, err := s.ledger.PendingShreds()
+	if err != nil {
+		return err
+	}
+	for _, sh := range pending {
+		if err := s.shred(ctx, sh); err != nil {
+			return err
 		}
 	}
-	if err := s.keyStore.Destroy(ctx, present); err != nil {
+	return nil
+}
+
+// shred destroys the data keys of an erasure, drops them from the cache
+// and purges the deleted subject rows from the ledger's files. It runs to
+// the end even if the client goes away: an erasure is not left half done
+// for a closed connection.
+func (s *Server) shred(ctx context.Context, sh ledger.Shred) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.keyStore.Destroy(ctx, sh.DataKeys); err != nil {
 		return fmt.Errorf("failed to destroy data keys: %w", err)
 	}
-	for _, id := range keyIDs {
+	for _, id := range sh.DataKeys {
 		s.dataKeys.Forget(id)
 	}
-	if err := s.ledger.EraseSubjects(ctx, subjects, keyIDs); err != nil {
-		return fmt.Errorf("failed to erase subject rows: %w", err)
+	if err := s.ledger.FinishShred(ctx, sh); err != nil {
+		return fmt.Errorf("failed to purge erased subject rows: %w", err)
 	}
 	return nil
 }

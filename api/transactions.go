@@ -274,7 +274,7 @@ func (s *Server) disclose(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	fields, corrected, err := s.personalFields(c, entries, req.Purpose)
+	fields, corrected, err := s.personalFields(c, st, entries, req.Purpose)
 	if err != nil {
 		if e := toError(err); e.Status == http.StatusForbidden || e.Status == http.StatusGone {
 			s.deny(c, a, err)
@@ -298,49 +298,45 @@ func (s *Server) disclose(c *gin.Context) {
 	})
 }
 
-// personalFields decrypts the disclosure fields of a transaction's entries
-// (the latest value of each field wins), then applies the corrections
-// recorded for the data keys involved. It fails with errRestricted when a
-// key's subject is restricted and purpose is not legal_obligation, and with
-// errErased when a key was destroyed: a partial disclosure of an erased
-// cardholder is not made.
-func (s *Server) personalFields(ctx context.Context, entries []paymentEntry, purpose string) (map[string]*string, []string, error) {
-	keys := map[string]*crypto.DataKey{}
-	var order []string
-	for _, pe := range entries {
-		if id := pe.body.DataKey; id != "" && len(pe.body.Sealed) > 0 && !slices.Contains(order, id) {
-			order = append(order, id)
-		}
+// personalFields decrypts the disclosure fields of transaction st's
+// entries (the latest value of each field wins), then applies the
+// corrections recorded for it. It fails with errRestricted when an
+// identifier the transaction carries is restricted for its merchant and
+// purpose is not legal_obligation, and with errErased when every entry with
+// personal data was erased. Entries of an erased event are skipped: the
+// events that arrived after an erasure are sealed under keys of their own
+// and stay readable.
+func (s *Server) personalFields(ctx context.Context, st *ledger.TxState, entries []paymentEntry, purpose string) (map[string]*string, []string, error) {
+	subjects, err := s.ledger.TransactionSubjects(st.TransactionID)
+	if err != nil {
+		return nil, nil, err
 	}
-	for _, id := range order {
-		restricted, err := s.ledger.Restricted(id)
-		if err != nil {
-			return nil, nil, err
-		}
-		if restricted && purpose != purposeLegal {
-			return nil, nil, errRestricted
-		}
+	restricted, err := s.ledger.Restricted(subjects, st.MerchantID)
+	if err != nil {
+		return nil, nil, err
 	}
-	for _, id := range order {
-		dk, err := s.dataKeys.Get(ctx, id)
-		if errors.Is(err, crypto.ErrDataKeyDestroyed) {
-			return nil, nil, errErased
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		keys[id] = dk
+	if restricted && purpose != purposeLegal {
+		return nil, nil, errRestricted
 	}
 
 	fields := make(map[string]*string, len(disclosureFields))
 	for _, f := range disclosureFields {
 		fields[f] = nil
 	}
+	sealed, opened := 0, 0
 	for _, pe := range entries {
-		dk := keys[pe.body.DataKey]
-		if dk == nil {
+		if pe.body.DataKey == "" || len(pe.body.Sealed) == 0 {
 			continue
 		}
+		sealed++
+		dk, err := s.dataKeys.Get(ctx, pe.body.DataKey)
+		if errors.Is(err, crypto.ErrDataKeyDestroyed) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		opened++
 		for _, f := range disclosureFields {
 			ct, ok := pe.body.Sealed[f]
 			if !ok {
@@ -354,20 +350,14 @@ func (s *Server) personalFields(ctx context.Context, entries []paymentEntry, pur
 			fields[f] = &str
 		}
 	}
-
-	var seqs []uint64
-	for _, id := range order {
-		cs, err := s.ledger.Corrections(id)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, seq := range cs {
-			if !slices.Contains(seqs, seq) {
-				seqs = append(seqs, seq)
-			}
-		}
+	if sealed > 0 && opened == 0 {
+		return nil, nil, errErased
 	}
-	slices.Sort(seqs)
+
+	seqs, err := s.ledger.Corrections(st.TransactionID)
+	if err != nil {
+		return nil, nil, err
+	}
 	corrected := []string{}
 	size := s.ledger.Size()
 	for _, seq := range seqs {
@@ -385,26 +375,24 @@ func (s *Server) personalFields(ctx context.Context, entries []paymentEntry, pur
 		if err := e.DecodeBody(&body); err != nil {
 			return nil, nil, err
 		}
-		if len(body.Sealed) == 0 {
+		i := slices.IndexFunc(body.Corrections, func(sc ledger.SealedCorrection) bool { return sc.TransactionID == st.TransactionID })
+		if i < 0 {
+			return nil, nil, fmt.Errorf("failed to apply correction: entry %d has none for the transaction: %w", seq, ledger.ErrTampered)
+		}
+		sc := body.Corrections[i]
+		dk, err := s.dataKeys.Get(ctx, sc.DataKey)
+		if errors.Is(err, crypto.ErrDataKeyDestroyed) {
 			continue
 		}
-		if len(body.DataKeys) == 0 {
-			return nil, nil, fmt.Errorf("failed to apply correction: entry %d names no data key: %w", seq, ledger.ErrTampered)
-		}
-		dk, ok := keys[body.DataKeys[0]]
-		if !ok {
-			if dk, err = s.dataKeys.Get(ctx, body.DataKeys[0]); errors.Is(err, crypto.ErrDataKeyDestroyed) {
-				return nil, nil, errErased
-			} else if err != nil {
-				return nil, nil, err
-			}
+		if err != nil {
+			return nil, nil, err
 		}
 		for _, f := range disclosureFields {
-			ct, ok := body.Sealed[f]
+			ct, ok := sc.Sealed[f]
 			if !ok {
 				continue
 			}
-			v, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: e.ID, Field: f}, ct)
+			v, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: e.ID, Field: correctionField(st.TransactionID, f)}, ct)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -419,34 +407,53 @@ func (s *Server) personalFields(ctx context.Context, entries []paymentEntry, pur
 	return fields, corrected, nil
 }
 
-// searchCard answers POST /v1/cards/search {"pan"}: the PAN's token under
-// the primary token key and the masked views of the card's transactions in
-// the caller's scope (tokens under every token key are searched, so cards
-// seen before a key rotation are found). The PAN is used only to compute
-// tokens: it is never logged, stored or echoed, and the access entry names
-// the transactions found, not the card. At most 500 transactions are
+// searchCard answers POST /v1/cards/search {"pan"} or
+// {"card_fingerprint"}: the masked views of the card's transactions in the
+// caller's scope and, for a PAN, its token under the primary token key.
+// Tokens and blind indexes under every key are searched, so cards seen
+// before a key rotation are found. A Stripe payment is found by its card
+// fingerprint only: Stripe never sends a card number. The PAN is used only
+// to compute tokens: it is never logged, stored or echoed, and the access
+// entry names the transactions found, not the card. At most 500 transactions are
 // returned; "truncated" says when there were more.
 func (s *Server) searchCard(c *gin.Context) {
 	var req struct {
-		PAN string `json:"pan"`
+		PAN             string `json:"pan"`
+		CardFingerprint string `json:"card_fingerprint"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
 		s.abort(c, err)
 		return
 	}
-	tokens, err := s.keys.Tokens(req.PAN)
-	if err != nil {
-		s.abort(c, badRequest("invalid_pan", "the card number is not valid"))
+	var subjects, tokens []string
+	switch {
+	case req.PAN != "" && req.CardFingerprint != "":
+		s.abort(c, badRequest("invalid_request", "give one of pan or card_fingerprint, not both"))
 		return
+	case req.CardFingerprint == "":
+		var err error
+		if tokens, err = s.keys.Tokens(req.PAN); err != nil {
+			s.abort(c, badRequest("invalid_pan", "the card number is not valid"))
+			return
+		}
+		for _, tok := range tokens {
+			subjects = append(subjects, subjectCard+tok)
+		}
+	default:
+		fp, err := processorID("card_fingerprint", req.CardFingerprint)
+		if err != nil {
+			s.abort(c, err)
+			return
+		}
+		for _, bi := range s.keys.BlindIndexes(blindFingerprint, fp) {
+			subjects = append(subjects, subjectFingerprint+bi)
+		}
 	}
 	if !s.ready(c) {
 		return
 	}
 	merchants, all, _ := scopeFilter(principal(c), "")
-	q := ledger.TxQuery{AllMerchants: all, Merchants: merchants, Limit: maxListLimit}
-	for _, tok := range tokens {
-		q.Subjects = append(q.Subjects, subjectCard+tok)
-	}
+	q := ledger.TxQuery{AllMerchants: all, Merchants: merchants, Limit: maxListLimit, Subjects: subjects}
 	page, err := s.ledger.Transactions(c, q)
 	if err != nil {
 		s.abort(c, err)
@@ -463,7 +470,11 @@ func (s *Server) searchCard(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"card_token": tokens[0], "items": views, "truncated": page.Next != nil})
+	answer := gin.H{"items": views, "truncated": page.Next != nil}
+	if len(tokens) > 0 {
+		answer["card_token"] = tokens[0]
+	}
+	c.JSON(http.StatusOK, answer)
 }
 
 // ready answers 503 and returns false when the ledger cannot append: an

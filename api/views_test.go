@@ -348,52 +348,13 @@ func viewsWrongKeys(t testing.TB) *crypto.Keysets {
 	return n.Keys
 }
 
-// viewsDataKey returns the data key id of a transaction's first entry.
-func viewsDataKey(t testing.TB, h *harness, tx string) string {
+// viewsSubjectRequest makes a cardholder request by card number through
+// the API, as the privacy officer.
+func viewsSubjectRequest(t testing.TB, h *harness, body map[string]any) {
 	t.Helper()
-	st, err := h.node.Ledger.Transaction(tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := h.node.Ledger.Entry(st.Seqs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b ledger.PaymentBody
-	if err := e.DecodeBody(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.DataKey
-}
-
-// viewsSubjectRequest appends a subject request entry the way the subject
-// requests code does: corrections sealed under the subject's key, and state
-// rows written with the entry.
-func viewsSubjectRequest(t testing.TB, h *harness, kind, dataKey string, corrections map[string]string, state ...ledger.StateRow) {
-	t.Helper()
-	ctx := context.Background()
-	id := ledger.NewRecordID()
-	body := ledger.SubjectRequestBody{ActorID: h.ids["privacy"], ActorName: "privacy", Kind: kind, Reference: "ref-" + id, DataKeys: []string{dataKey}, Transactions: 1}
-	if len(corrections) > 0 {
-		dk, err := h.node.DataKeys.Get(ctx, dataKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body.Sealed = map[string][]byte{}
-		for f, v := range corrections {
-			ct, err := dk.Seal(crypto.AD{Ledger: h.node.Ledger.ID(), Entry: id, Field: f}, []byte(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body.Sealed[f] = ct
-		}
-		state = append(state, ledger.StateRow{Table: ledger.TableCorrections, Key: dataKey, AppendSeq: true})
-	}
-	_, err := h.node.Ledger.Append(ctx, ledger.Record{
-		Kind: ledger.KindSubjectRequest, ID: id, Time: time.Now().UTC(), Policy: PolicyVersion, Body: body, State: state,
-	})
-	if err != nil {
-		t.Fatal(err)
+	body["pan"], body["reference"] = testPAN, fmt.Sprintf("views-%v-%d", body["kind"], h.node.Ledger.Size())
+	if r := h.do("privacy", "POST", "/v1/subject-requests", body); r.Status != 200 {
+		t.Fatalf("subject request %v: %d %s", body["kind"], r.Status, r.Body)
 	}
 }
 
@@ -505,8 +466,7 @@ func TestDisclosure(t *testing.T) {
 	}
 
 	// A correction supersedes the field; the original stays in the ledger.
-	dk := viewsDataKey(t, h, "pay_d1")
-	viewsSubjectRequest(t, h, "correct", dk, map[string]string{"cardholder_name": "Tomasz Corrected", "billing_address": "Hauptstr. 1"})
+	viewsSubjectRequest(t, h, map[string]any{"kind": "correct", "corrections": map[string]string{"cardholder_name": "Tomasz Corrected", "billing_address": "Hauptstr. 1"}})
 	d = viewsDecode[viewsDisclosure](t, disclose("privacy", "pay_d1", "cardholder_request", "DSAR 992"))
 	if str(d.Fields["cardholder_name"]) != "Tomasz Corrected" || str(d.Fields["billing_address"]) != "Hauptstr. 1" ||
 		str(d.Fields["email"]) != testEmail || !slices.Equal(d.Corrected, []string{"billing_address", "cardholder_name"}) {
@@ -514,7 +474,7 @@ func TestDisclosure(t *testing.T) {
 	}
 
 	// A restriction blocks every purpose but legal_obligation.
-	viewsSubjectRequest(t, h, "restrict", dk, nil, ledger.StateRow{Table: ledger.TableRestricted, Key: dk, Value: []byte("ref")})
+	viewsSubjectRequest(t, h, map[string]any{"kind": "restrict"})
 	for _, tt := range []struct {
 		as, purpose string
 		status      int
@@ -538,10 +498,7 @@ func TestDisclosure(t *testing.T) {
 
 	// Erasure: the key is destroyed; disclosure is 410, the financial view
 	// stays, with only the card brand.
-	if err := h.node.KeyStore.Destroy(context.Background(), []string{dk}); err != nil {
-		t.Fatal(err)
-	}
-	h.node.DataKeys.Forget(dk)
+	viewsSubjectRequest(t, h, map[string]any{"kind": "erase"})
 	r = disclose("auditor", "pay_d1", "legal_obligation", "court order")
 	if r.Status != 410 || r.errorCode(t) != "subject_erased" {
 		t.Errorf("erased: %d %s", r.Status, r.Body)

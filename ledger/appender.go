@@ -19,6 +19,9 @@ type Result struct {
 	// Duplicate is true when the record's idempotency key was already
 	// appended with the same digest; nothing new was written.
 	Duplicate bool
+	// Shred, for an erasure ([Record].Erase), is what the caller must
+	// destroy and then pass to [Ledger.FinishShred].
+	Shred *Shred
 }
 
 type request struct {
@@ -199,11 +202,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		return
 	}
 
-	// Until the batch is applied, so that an erasure that marks keys
-	// after erased is read below waits to see the batch's rows.
-	l.applyMu.Lock()
-	defer l.applyMu.Unlock()
-	erased := l.erasedKeys()
 	if l.applyHook != nil {
 		l.applyHook()
 	}
@@ -264,10 +262,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				continue
 			}
 		}
-		if namesErased(r.rec.Subjects, erased) {
-			r.err = ErrDataKeyErased
-			continue
-		}
 		if r.rec.Kind == KindAccess {
 			moved, err := stampAccess(r, &lastAccess)
 			if err != nil {
@@ -300,7 +294,7 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 			fail(err)
 			return
 		}
-		if err := writeRows(ob, size, r.rec); err != nil {
+		if err := writeRows(ob, size, r.rec, &r.res); err != nil {
 			fail(err)
 			return
 		}
@@ -317,17 +311,6 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 	}
 	p.b, p.size, p.rng = b, size, rng
 	st.size, st.rng, st.lastAccess = size, rng, lastAccess
-}
-
-// namesErased reports whether some subject row of refs names a data key of
-// erased.
-func namesErased(refs []SubjectRef, erased map[string]bool) bool {
-	for _, r := range refs {
-		if erased[r.DataKey] {
-			return true
-		}
-	}
-	return false
 }
 
 // stampAccess moves the time of access record r forward to *last if it is

@@ -56,15 +56,19 @@ type Record struct {
 	Body any
 	// Unique, if set, makes the append idempotent on Unique.Key.
 	Unique *Unique
-	// NewKeys are wrapped subject data keys first used by this record. The
+	// NewKeys are wrapped data keys first used by this record. The
 	// producer stores them durably in the key store before calling Append
 	// (an entry must never be durable without its key; a key without an
 	// entry is harmless), in parallel with other producers rather than
 	// inside the single appender. They travel with the record so that a
 	// replica applying the same stream can store them too.
 	NewKeys []WrappedKey
-	// Subjects are the mutable subject index rows this record adds.
-	Subjects []SubjectRef
+	// Link, on a payment record with personal data, indexes the event for
+	// cardholder requests (subject rows; see subject.go).
+	Link *SubjectLink
+	// Erase, on a subject request record, erases transactions at the
+	// record's place in the order (see [Erasure]).
+	Erase *Erasure
 	// State rows are mutable rows outside the tree (principals,
 	// restrictions) written atomically with the entry; a nil Value deletes.
 	State []StateRow
@@ -97,18 +101,10 @@ type Unique struct {
 	Digest []byte `json:"digest"`
 }
 
-// WrappedKey is a subject data key wrapped by the master key.
+// WrappedKey is a data key wrapped by the master key.
 type WrappedKey struct {
 	ID      string
 	Wrapped []byte
-}
-
-// SubjectRef links a subject (a card token or an email blind index) to the
-// data key its personal fields are sealed under, and to a transaction.
-type SubjectRef struct {
-	Subject       string
-	DataKey       string
-	TransactionID string
 }
 
 // Entry is one stored ledger entry. Its fields are the decoded form of Bytes;

@@ -15,11 +15,9 @@ var (
 	// transaction id is already the transaction of another merchant: the
 	// ledger never merges two merchants' payments into one transaction.
 	ErrMerchantConflict = errors.New("transaction id belongs to another merchant")
-	// ErrDataKeyErased is returned by Append for a record whose subject
-	// rows name a data key that [Ledger.EraseSubjects] was called for: the
-	// record was sealed under a key an erasure destroyed meanwhile. Build
-	// it again, under the subject's current key.
-	ErrDataKeyErased = errors.New("data key was erased")
+	// ErrOldLayout is returned by Open for a store whose cardholder data
+	// uses a layout this version cannot act on exactly.
+	ErrOldLayout = errors.New("ledger uses an older cardholder data layout")
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("ledger closed")
 	// ErrTampered marks corruption: stored bytes, hashes or checkpoints that

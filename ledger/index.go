@@ -76,13 +76,16 @@ type overlayBatch struct {
 	*pebble.Batch
 	db      reader
 	written map[string][]byte // nil value: deleted
-	states  *lru.Cache[string, *TxState]
+	// subjects are the transaction data key rows written (nil: deleted),
+	// which an erasure later in the batch reads (prefixRows).
+	subjects map[string]*[]byte
+	states   *lru.Cache[string, *TxState]
 }
 
 // newOverlayBatch starts a batch whose reads see db plus the batch's own
 // writes. Call closeReader when done reading.
 func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) *overlayBatch {
-	return &overlayBatch{Batch: db.NewBatch(), db: &filteredReader{db: db}, written: map[string][]byte{}, states: states}
+	return &overlayBatch{Batch: db.NewBatch(), db: &filteredReader{db: db}, written: map[string][]byte{}, subjects: map[string]*[]byte{}, states: states}
 }
 
 // closeReader releases the batch's view of the store (not the batch).
@@ -157,6 +160,9 @@ func (o *overlayBatch) Get(k []byte) ([]byte, io.Closer, error) {
 func (o *overlayBatch) Set(k, v []byte, opts *pebble.WriteOptions) error {
 	if k[0] == tagIndex || k[0] == tagState {
 		o.written[string(k)] = append([]byte{}, v...)
+	} else if isTxKeyRow(k) {
+		c := bytes.Clone(v)
+		o.subjects[string(k)] = &c
 	}
 	return o.Batch.Set(k, v, opts)
 }
@@ -164,6 +170,8 @@ func (o *overlayBatch) Set(k, v []byte, opts *pebble.WriteOptions) error {
 func (o *overlayBatch) Delete(k []byte, opts *pebble.WriteOptions) error {
 	if k[0] == tagIndex || k[0] == tagState {
 		o.written[string(k)] = nil
+	} else if isTxKeyRow(k) {
+		o.subjects[string(k)] = nil
 	}
 	return o.Batch.Delete(k, opts)
 }
@@ -360,4 +368,9 @@ func indexRowsOf(e *Entry) (keys [][]byte, vals [][]byte) {
 		vals = append(vals, u64(e.Seq))
 	}
 	return keys, vals
+}
+
+// isTxKeyRow reports whether k is a transaction data key row ('s' "d" ...).
+func isTxKeyRow(k []byte) bool {
+	return len(k) > 2 && k[0] == tagSubject && k[1] == subjTxKeys[0] && k[2] == 0
 }

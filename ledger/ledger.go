@@ -91,17 +91,8 @@ type Ledger struct {
 	// lastAccess is the time of the latest access entry at Open; then the
 	// appender keeps it (see appendState.lastAccess).
 	lastAccess time.Time
-	// erased holds the data keys EraseSubjects was called for since Open,
-	// replaced whole (under mu) on each call and read without locks: the
-	// appender refuses records whose subject rows name one of them
-	// (ErrDataKeyErased). Erasures are rare and name a key or two.
-	erased atomic.Pointer[map[string]bool]
-	// applyMu is held by the appender while it prepares and applies a
-	// batch, so that EraseSubjects can wait for a batch that read erased
-	// before its call to be visible.
-	applyMu sync.Mutex
 	// applyHook, if set (by tests, before any append), runs in the
-	// appender after it read erased, holding applyMu.
+	// appender before it prepares each batch.
 	applyHook func()
 
 	mu       sync.Mutex // guards the fields below
@@ -294,6 +285,9 @@ func (l *Ledger) unlock() {
 // load reads the ledger id and tree size and rebuilds the compact range of
 // the tree's right border from stored node hashes.
 func (l *Ledger) load() error {
+	if err := checkLayout(l.db, l.opts.Dir); err != nil {
+		return err
+	}
 	if _, legacy, err := get(l.db, metaLegacyID); err != nil {
 		return fmt.Errorf("failed to read ledger layout: %w", err)
 	} else if legacy {

@@ -24,8 +24,8 @@ func queryPayment(tx, m, typ string, amount int64, at time.Duration, subjects ..
 	b := r.Body.(PaymentBody)
 	b.MerchantID = m
 	r.Body = b
-	for _, s := range subjects {
-		r.Subjects = append(r.Subjects, SubjectRef{Subject: s, TransactionID: tx})
+	if len(subjects) > 0 {
+		r.Link = &SubjectLink{TransactionID: tx, DataKey: "dk_" + tx, Subjects: subjects}
 	}
 	return r
 }

@@ -71,6 +71,12 @@ type Event struct {
 	// redacting PAN-like values. It still holds personal data: it must be
 	// encrypted before it is stored.
 	Raw []byte
+	// Identifiers are every identifier of the cardholder the event
+	// carries, wherever in the body (for Stripe: billing details, a
+	// PaymentIntent's receipt_email and customer, a dispute's evidence, a
+	// customer object), Card.Fingerprint and Cardholder.Email included.
+	// Cardholder requests find the event's transaction by any of them.
+	Identifiers Identifiers
 	// SADRemoved reports that the body carried sensitive authentication
 	// data (see StripSAD), now removed from Raw.
 	SADRemoved bool
@@ -94,6 +100,14 @@ type Card struct {
 	Fingerprint string
 	// ExpMonth (1-12) and ExpYear (four digits) are zero when unknown.
 	ExpMonth, ExpYear int
+}
+
+// Identifiers are a cardholder's identifiers in one event, each list
+// without repeats. Emails are trimmed and lower case.
+type Identifiers struct {
+	Emails       []string
+	Fingerprints []string // the processor's card fingerprints (Stripe)
+	Customers    []string // the processor's customer ids (Stripe cus_...)
 }
 
 // Cardholder is the personal data an event carries about the payer. All of

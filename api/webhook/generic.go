@@ -187,6 +187,8 @@ func readCardholder(holder, address fields, h *Cardholder) error {
 // finishRaw redacts PAN-like values from the tree, then sets ev.Raw and
 // ev.Cardholder.Address from it.
 func finishRaw(ev *Event, root map[string]any, pan string, address fields) error {
+	ev.Identifiers.addEmail(ev.Cardholder.Email)
+	ev.Identifiers.addFingerprint(ev.Card.Fingerprint)
 	r := panRedactor{pan: pan}
 	r.redact(root)
 	ev.PANRedacted = r.hit

@@ -56,6 +56,14 @@ func TestNormalizeGeneric(t *testing.T) {
 			}
 			checkRaw(t, got)
 			got.Raw = nil
+			var ids webhook.Identifiers
+			if e := tc.want.Cardholder.Email; e != "" {
+				ids.Emails = []string{e}
+			}
+			if !reflect.DeepEqual(got.Identifiers, ids) {
+				t.Errorf("Identifiers = %+v, want %+v", got.Identifiers, ids)
+			}
+			got.Identifiers = webhook.Identifiers{}
 			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("NormalizeGeneric()\n got %+v\nwant %+v", *got, tc.want)
 			}
@@ -341,6 +349,7 @@ func TestNormalizeStripe(t *testing.T) {
 		{"stripe-customer-created.json", webhook.Event{
 			EventID: "evt_1QaSample0041", Type: webhook.EventOpaque, ProcessorType: "customer.created", OccurredAt: at(1795000500),
 			TransactionID: "cus_SampleCust02", MerchantID: "acct_default",
+			Cardholder: webhook.Cardholder{Name: "Lena Sample", Email: "lena.sample@example.com"},
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -350,11 +359,36 @@ func TestNormalizeStripe(t *testing.T) {
 			}
 			checkRaw(t, got)
 			got.Raw = nil
+			// Identifiers: the ones listed, else the cardholder's email and
+			// the card's fingerprint.
+			want, ok := stripeIdentifiers[tc.file]
+			if !ok {
+				if e := tc.want.Cardholder.Email; e != "" {
+					want.Emails = []string{e}
+				}
+				if f := tc.want.Card.Fingerprint; f != "" {
+					want.Fingerprints = []string{f}
+				}
+			}
+			if !reflect.DeepEqual(got.Identifiers, want) {
+				t.Errorf("Identifiers = %+v, want %+v", got.Identifiers, want)
+			}
+			got.Identifiers = webhook.Identifiers{}
 			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("NormalizeStripe()\n got %+v\nwant %+v", *got, tc.want)
 			}
 		})
 	}
+}
+
+// stripeIdentifiers are the identifiers of the samples that carry more
+// than the cardholder's email and the card's fingerprint.
+var stripeIdentifiers = map[string]webhook.Identifiers{
+	"stripe-payment_intent-succeeded.json": {Customers: []string{"cus_SampleCust01"}},
+	"stripe-charge-succeeded.json": {
+		Emails: []string{"marta.sample@example.com"}, Fingerprints: []string{"Xt5EWLLDS7FJjR1c"}, Customers: []string{"cus_SampleCust01"},
+	},
+	"stripe-customer-created.json": {Emails: []string{"lena.sample@example.com"}, Customers: []string{"cus_SampleCust02"}},
 }
 
 // editStripe returns a Stripe sample event after edit.

@@ -71,10 +71,13 @@ func NormalizeStripe(body []byte, defaultMerchant string) (*Event, error) {
 	case "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled":
 		address, err = readStripePaymentIntent(ev, top)
 	default:
-		readStripeOpaque(ev, top)
+		address, err = readStripeOpaque(ev, top)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if data, ok := root["data"].(map[string]any); ok {
+		collectStripeIdentifiers(&ev.Identifiers, data["object"], 0)
 	}
 	if err := finishRaw(ev, root, "", address); err != nil {
 		return nil, err
@@ -254,8 +257,19 @@ func readStripeDispute(ev *Event, top fields) (fields, error) {
 	default:
 		ev.Status = typeSuffix(ev.Type)
 	}
+	evidence, _, err := obj.obj("evidence")
+	if err != nil {
+		return fields{}, err
+	}
 	if chargeObj.m != nil {
-		return readChargeDetails(ev, chargeObj)
+		address, err := readChargeDetails(ev, chargeObj)
+		if err == nil {
+			err = readEvidence(evidence, &ev.Cardholder)
+		}
+		return address, err
+	}
+	if err := readEvidence(evidence, &ev.Cardholder); err != nil {
+		return fields{}, err
 	}
 	// Recent API versions describe the disputed card on the dispute.
 	pmd, _, err := obj.obj("payment_method_details")
@@ -267,6 +281,23 @@ func readStripeDispute(ev *Event, top fields) (fields, error) {
 		return fields{}, err
 	}
 	return fields{}, readStripeCard(card, &ev.Card)
+}
+
+// readEvidence fills the cardholder's name and email from a dispute's
+// evidence where the charge did not give them.
+func readEvidence(evidence fields, h *Cardholder) error {
+	name, err1 := evidence.text("customer_name")
+	email, err2 := evidence.email("customer_email_address")
+	if err := firstErr(err1, err2); err != nil {
+		return err
+	}
+	if h.Name == "" {
+		h.Name = name
+	}
+	if h.Email == "" {
+		h.Email = email
+	}
+	return nil
 }
 
 // readStripePaymentIntent reads a payment_intent.* event and returns the
@@ -303,6 +334,11 @@ func readStripePaymentIntent(ev *Event, top fields) (fields, error) {
 		return fields{}, err
 	}
 	ev.Status = typeSuffix(ev.Type)
+	defer func() {
+		if ev.Cardholder.Email == "" {
+			ev.Cardholder.Email, _ = obj.email("receipt_email")
+		}
+	}()
 
 	if chargeObj.m != nil {
 		return readChargeDetails(ev, chargeObj)
@@ -327,13 +363,23 @@ func readStripePaymentIntent(ev *Event, top fields) (fields, error) {
 }
 
 // readStripeOpaque fills the transaction ids of an unmapped event, best
-// effort: a field that is missing or of the wrong type is ignored.
-func readStripeOpaque(ev *Event, top fields) {
+// effort: a field that is missing or of the wrong type is ignored. For a
+// customer object (customer.created, customer.updated, ...) it also reads
+// the cardholder (name, email, address) and returns the address.
+func readStripeOpaque(ev *Event, top fields) (fields, error) {
 	ev.Type = EventOpaque
 	data, _, _ := top.obj("data")
 	obj, _, _ := data.obj("object")
 	id, _, _ := obj.id("id")
 	kind, _, _ := obj.str("object")
+	if kind == "customer" {
+		ev.TransactionID = id
+		address, _, err := obj.obj("address")
+		if err != nil {
+			return fields{}, err
+		}
+		return address, readCardholder(obj, address, &ev.Cardholder)
+	}
 	pi, _, _ := obj.ref("payment_intent")
 	charge, _, _ := obj.ref("charge")
 	switch kind {
@@ -348,6 +394,7 @@ func readStripeOpaque(ev *Event, top fields) {
 	default:
 		ev.TransactionID = id
 	}
+	return fields{}, nil
 }
 
 // setTransaction sets the transaction id to the PaymentIntent id when there

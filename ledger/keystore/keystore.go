@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -23,7 +25,28 @@ import (
 // Store is an open key store. Its methods are safe for concurrent use.
 type Store struct {
 	db *pebble.DB
+	// mu is held for reading by every use of db and for writing by Close,
+	// so that a write racing Close fails with ErrClosed instead of using a
+	// closed Pebble (which panics).
+	mu     sync.RWMutex
+	closed bool
 }
+
+// ErrClosed is returned by a Store's methods after Close.
+var ErrClosed = errors.New("key store closed")
+
+// deleteCleaner deletes obsolete files (Clean and String of the embedded
+// DeleteCleaner), but says it needs their contents (an unexported marker
+// method promoted from ArchiveCleaner, one level deeper so that its Clean
+// is shadowed): Pebble then never recycles an obsolete WAL file for a new
+// WAL, which would leave the old file's wrapped keys in its unwritten
+// tail. TestDestroyLeavesNoWrappedKey checks both halves.
+type deleteCleaner struct {
+	pebble.DeleteCleaner
+	needsContents
+}
+
+type needsContents struct{ pebble.ArchiveCleaner }
 
 // Open opens or creates the key store in dir.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
@@ -34,7 +57,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create key store dir: %w", err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: ledger.PebbleLogger(logger, "keystore")})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: ledger.PebbleLogger(logger, "keystore"), Cleaner: deleteCleaner{}})
 	if err != nil {
 		return nil, fmt.Errorf("failed to open key store: %w", err)
 	}
@@ -42,13 +65,36 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
+
+// use holds the store open for one call; it fails after Close.
+func (s *Store) use() (release func(), err error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.mu.RUnlock, nil
+}
 
 func dataKey(id string) []byte { return append([]byte("k"), id...) }
 
 // PutWrapped durably stores wrapped keys (one synced batch). Concurrent
 // callers share fsyncs.
 func (s *Store) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error {
+	release, err := s.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, k := range keys {
@@ -68,6 +114,11 @@ func (s *Store) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error 
 // Wrapped returns the wrapped key stored under id. found is false once the
 // key was destroyed. It implements crypto.KeyStore.
 func (s *Store) Wrapped(ctx context.Context, id string) ([]byte, bool, error) {
+	release, err := s.use()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
 	v, closer, err := s.db.Get(dataKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -79,21 +130,33 @@ func (s *Store) Wrapped(ctx context.Context, id string) ([]byte, bool, error) {
 	return bytes.Clone(v), true, nil
 }
 
-// Destroy deletes the wrapped keys ids (crypto-shredding). Each key is
-// removed with a range deletion that is synced, flushed out of the memtable
-// and compacted, so that no live SSTable holds the wrapped bytes when
-// Destroy returns. See SECURITY.md for what can remain outside live files
-// (a recycled WAL file until it is overwritten, filesystem free blocks,
-// backups).
+// Destroy deletes the wrapped keys ids (crypto-shredding) from every file
+// of the store before it returns:
+//
+//   - the deletions are committed in one synced batch;
+//   - the memtable is flushed, so the WAL that held the keys becomes
+//     obsolete, and it is deleted, never recycled (see deleteCleaner);
+//   - the key range from the first id to the last is compacted to the
+//     bottom level, where each key and its tombstone meet and both are
+//     dropped, and the SSTables that held them are deleted;
+//   - Destroy waits for those deletions.
+//
+// What can remain outside the store's files (filesystem free blocks, SSD
+// remapped blocks, backups and copies) is described in SECURITY.md.
 func (s *Store) Destroy(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	release, err := s.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	ids = slices.Sorted(slices.Values(ids))
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, id := range ids {
-		k := dataKey(id)
-		if err := b.DeleteRange(k, append(bytes.Clone(k), 0), nil); err != nil {
+		if err := b.Delete(dataKey(id), nil); err != nil {
 			return fmt.Errorf("failed to delete data key: %w", err)
 		}
 	}
@@ -103,11 +166,36 @@ func (s *Store) Destroy(ctx context.Context, ids []string) error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("failed to flush key store: %w", err)
 	}
-	for _, id := range ids {
-		k := dataKey(id)
-		if err := s.db.Compact(ctx, k, append(bytes.Clone(k), 0), false); err != nil {
-			return fmt.Errorf("failed to compact key store: %w", err)
+	lo, hi := dataKey(ids[0]), append(dataKey(ids[len(ids)-1]), 0)
+	if err := s.db.Compact(ctx, lo, hi, true); err != nil {
+		return fmt.Errorf("failed to compact key store: %w", err)
+	}
+	// Obsolete files are deleted in the background; the erasure is not
+	// done until they are gone. (The method's name notwithstanding, it is
+	// the only way Pebble offers to wait for its cleaner.)
+	s.db.TestOnlyWaitForCleaning()
+	return nil
+}
+
+// Each calls fn for every stored wrapped key, in id order.
+func (s *Store) Each(ctx context.Context, fn func(ledger.WrappedKey) error) error {
+	release, err := s.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("k"), UpperBound: []byte("l")})
+	if err != nil {
+		return fmt.Errorf("failed to read key store: %w", err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(ledger.WrappedKey{ID: string(it.Key()[1:]), Wrapped: bytes.Clone(it.Value())}); err != nil {
+			return err
 		}
 	}
-	return nil
+	return it.Error()
 }
