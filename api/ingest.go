@@ -113,6 +113,9 @@ func (s *Server) ingest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	if hook := s.beforeAppend.Load(); hook != nil {
+		(*hook)(ev.EventID)
+	}
 	res, err := s.ledger.Append(c, rec)
 	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(src, res.Seq, body) {
 		// The original was digested under a blind key that has since been

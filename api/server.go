@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -77,6 +78,9 @@ type Server struct {
 
 	// keyPool hands out fresh, stored data keys, one per event.
 	keyPool *keyPool
+	// beforeAppend, if set (by tests, before any request), runs in ingest
+	// between sealing an event and appending it.
+	beforeAppend atomic.Pointer[func(eventID string)]
 
 	badSigMu         sync.Mutex
 	badSigLast       map[string]time.Time
