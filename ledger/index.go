@@ -77,15 +77,16 @@ type overlayBatch struct {
 	db      reader
 	written map[string][]byte // nil value: deleted
 	// subjects are the transaction data key rows written (nil: deleted),
-	// which an erasure later in the batch reads (prefixRows).
-	subjects map[string]*[]byte
+	// by transaction prefix ('s' "d" txid), which an erasure later in the
+	// batch reads (prefixRows).
+	subjects map[string]map[string]*[]byte
 	states   *lru.Cache[string, *TxState]
 }
 
 // newOverlayBatch starts a batch whose reads see db plus the batch's own
 // writes. Call closeReader when done reading.
 func newOverlayBatch(db *pebble.DB, states *lru.Cache[string, *TxState]) *overlayBatch {
-	return &overlayBatch{Batch: db.NewBatch(), db: &filteredReader{db: db}, written: map[string][]byte{}, subjects: map[string]*[]byte{}, states: states}
+	return &overlayBatch{Batch: db.NewBatch(), db: &filteredReader{db: db}, written: map[string][]byte{}, subjects: map[string]map[string]*[]byte{}, states: states}
 }
 
 // closeReader releases the batch's view of the store (not the batch).
@@ -160,9 +161,9 @@ func (o *overlayBatch) Get(k []byte) ([]byte, io.Closer, error) {
 func (o *overlayBatch) Set(k, v []byte, opts *pebble.WriteOptions) error {
 	if k[0] == tagIndex || k[0] == tagState {
 		o.written[string(k)] = append([]byte{}, v...)
-	} else if isTxKeyRow(k) {
+	} else if p, ok := txKeyRowPrefix(k); ok {
 		c := bytes.Clone(v)
-		o.subjects[string(k)] = &c
+		o.subjectRows(p)[string(k)] = &c
 	}
 	return o.Batch.Set(k, v, opts)
 }
@@ -170,8 +171,8 @@ func (o *overlayBatch) Set(k, v []byte, opts *pebble.WriteOptions) error {
 func (o *overlayBatch) Delete(k []byte, opts *pebble.WriteOptions) error {
 	if k[0] == tagIndex || k[0] == tagState {
 		o.written[string(k)] = nil
-	} else if isTxKeyRow(k) {
-		o.subjects[string(k)] = nil
+	} else if p, ok := txKeyRowPrefix(k); ok {
+		o.subjectRows(p)[string(k)] = nil
 	}
 	return o.Batch.Delete(k, opts)
 }
@@ -370,7 +371,24 @@ func indexRowsOf(e *Entry) (keys [][]byte, vals [][]byte) {
 	return keys, vals
 }
 
-// isTxKeyRow reports whether k is a transaction data key row ('s' "d" ...).
-func isTxKeyRow(k []byte) bool {
-	return len(k) > 2 && k[0] == tagSubject && k[1] == subjTxKeys[0] && k[2] == 0
+// txKeyRowPrefix returns the transaction prefix ('s' "d" txid) of a
+// transaction data key row, and false for any other key.
+func txKeyRowPrefix(k []byte) (string, bool) {
+	if len(k) < 3 || k[0] != tagSubject || k[1] != subjTxKeys[0] || k[2] != 0 {
+		return "", false
+	}
+	end := bytes.IndexByte(k[3:], 0)
+	if end < 0 {
+		return "", false
+	}
+	return string(k[:3+end+1]), true
+}
+
+func (o *overlayBatch) subjectRows(prefix string) map[string]*[]byte {
+	m := o.subjects[prefix]
+	if m == nil {
+		m = map[string]*[]byte{}
+		o.subjects[prefix] = m
+	}
+	return m
 }

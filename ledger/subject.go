@@ -254,10 +254,7 @@ func (o *overlayBatch) prefixRows(prefix []byte) ([]row, error) {
 	for _, r := range rows {
 		byKey[string(r.key)] = r
 	}
-	for k, v := range o.subjects {
-		if !strings.HasPrefix(k, string(prefix)) {
-			continue
-		}
+	for k, v := range o.subjects[string(prefix)] {
 		if v == nil {
 			delete(byKey, k)
 		} else {
