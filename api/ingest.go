@@ -251,8 +251,9 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 			clear = append(clear, sealField{f, v})
 		}
 	}
-	// The subjects of the event's identifiers, as rows under the primary
-	// token and blind index keys (requests look under every key).
+	// The subjects of the event's identifiers, as rows under every enabled
+	// token and blind index key (one, but during a key rotation), so that a
+	// restriction recorded before a rotation covers events after it.
 	var subjects []string
 	if ev.Card.PAN != "" {
 		card, err := s.keys.Tokenize(ev.Card.PAN)
@@ -262,7 +263,9 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		add(fieldCardToken, card.Token)
 		add(fieldBIN, card.BIN)
 		add(fieldLast4, card.Last4)
-		subjects = append(subjects, subjectCard+card.Token)
+		for _, tok := range card.Tokens {
+			subjects = append(subjects, subjectCard+tok)
+		}
 	} else {
 		add(fieldLast4, ev.Card.Last4)
 	}
@@ -277,7 +280,9 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 		{subjectCustomer, blindCustomer, ev.Identifiers.Customers},
 	} {
 		for _, v := range id.values {
-			subjects = append(subjects, id.prefix+s.keys.BlindIndex(id.label, v))
+			for _, bi := range s.keys.BlindIndexes(id.label, v) {
+				subjects = append(subjects, id.prefix+bi)
+			}
 		}
 	}
 	if ev.Card.ExpMonth != 0 {

@@ -488,3 +488,25 @@ func BenchmarkCardholder10k(b *testing.B) {
 		}
 	})
 }
+
+// A token or blind-index key rotation does not end a restriction: events
+// after it are indexed under every enabled key, the restricted old one too.
+func TestRestrictionSurvivesKeyRotation(t *testing.T) {
+	h := newHarness(t)
+	d := &srDiscloser{h: h}
+	h.srIngest("pv_rot_1", map[string]any{"transaction_id": "pay_rot_1"})
+	h.pvOK("privacy", map[string]any{"kind": "restrict", "pan": testPAN, "email": testEmail, "reference": "PRIV-ROT"}, 1)
+	for _, ks := range []string{crypto.KeysetToken, crypto.KeysetBlind} {
+		if err := h.node.Keys.Rotate(context.Background(), ks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.srIngest("pv_rot_2", map[string]any{"transaction_id": "pay_rot_2"})
+	h.srIngest("pv_rot_3", map[string]any{"transaction_id": "pay_rot_3", "card": map[string]any{"number": srOtherPAN}})
+	for _, tx := range []string{"pay_rot_1", "pay_rot_2", "pay_rot_3"} {
+		d.expect("auditor", tx, "fraud_investigation", http.StatusForbidden, "subject_restricted")
+	}
+	// And the erasure after the rotation finds all three.
+	h.pvOK("privacy", map[string]any{"kind": "erase", "email": testEmail, "reference": "PRIV-ROT-E"}, 3)
+	d.skipIfMissing(t)
+}
