@@ -62,6 +62,20 @@ func writeFileAtomic(dir, name string, data []byte, replace bool) (err error) {
 	return syncDir(dir)
 }
 
+// checkPrivate refuses a key file that group or others may read or write:
+// fi describes the open file at path, what names it in the message. Files
+// this package writes are mode 0600; a wider mode means someone copied or
+// restored them carelessly, and the key may already have leaked.
+func checkPrivate(fi fs.FileInfo, what, path string) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("failed to open %s %s: not a regular file", what, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("failed to open %s %s: mode %04o gives access to group or others, want 0600", what, path, perm)
+	}
+	return nil
+}
+
 // syncDir fsyncs a directory so that entries created, renamed or removed in
 // it are durable.
 func syncDir(dir string) error {

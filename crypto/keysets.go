@@ -162,6 +162,8 @@ func InitKeysets(ctx context.Context, dir string, m *Master) error {
 // error wrapping ErrNoKeysets (and fs.ErrNotExist) when a keyset file is
 // missing, ErrWrongMasterKey when one does not decrypt under m, and
 // ErrCorruptKeyset when one decrypts to something paytrail did not write.
+// A keyset file that group or others may access (mode wider than 0600) is
+// refused.
 func LoadKeysets(ctx context.Context, dir string, m *Master) (*Keysets, error) {
 	handles := make(map[string]*keyset.Handle)
 	created := make(map[string]map[uint32]time.Time)
@@ -344,6 +346,13 @@ func readKeyset(ctx context.Context, dir, name string, m *Master) (*keyset.Handl
 		return nil, nil, fmt.Errorf("failed to open keyset %s: %w", name, err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to stat keyset %s: %w", name, err)
+	}
+	if err := checkPrivate(fi, "keyset file", path); err != nil {
+		return nil, nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeysetFileSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to read keyset %s: %w", name, err)

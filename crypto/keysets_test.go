@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -285,5 +286,41 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKeyFilesWithOpenModesAreRefused: a keyset or sealed secret file
+// that group or others may read is refused, naming the file and its mode,
+// as the master key file is. Their keys may already have been copied.
+func TestKeyFilesWithOpenModesAreRefused(t *testing.T) {
+	ctx := context.Background()
+	_, dir, m := newTestKeysets(t)
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660} {
+		path := filepath.Join(dir, KeysetSigner+".json")
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadKeysets(ctx, dir, m)
+		want := fmt.Sprintf("failed to open keyset file %s: mode %04o gives access to group or others, want 0600", path, mode)
+		if err == nil || err.Error() != want {
+			t.Errorf("mode %04o: LoadKeysets = %v, want %q", mode, err, want)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, KeysetSigner+".json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKeysets(ctx, dir, m); err != nil {
+		t.Fatalf("mode 0600: %v", err)
+	}
+
+	secret := filepath.Join(t.TempDir(), "dev-source.secret")
+	if err := WriteSecretFile(ctx, m, secret, "dev webhook secret", []byte("whsec_x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadSecretFile(ctx, m, secret, "dev webhook secret"); err == nil || !strings.Contains(err.Error(), "mode 0644 gives access to group or others") {
+		t.Errorf("ReadSecretFile of a 0644 file = %v, want a refusal", err)
 	}
 }

@@ -201,11 +201,8 @@ func readMasterFile(path string) (tink.AEAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to stat master key file: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("failed to open master key file %s: not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("failed to open master key file %s: mode %04o gives access to group or others, want 0600", path, perm)
+	if err := checkPrivate(fi, "master key file", path); err != nil {
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(f, maxMasterFileSize+1))
 	if err != nil {

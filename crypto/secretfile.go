@@ -3,6 +3,7 @@ package crypto
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -10,6 +11,10 @@ import (
 // labelSecretFile is the associated-data domain of secrets sealed by
 // WriteSecretFile, so such a file cannot be passed off as a keyset.
 const labelSecretFile = "paytrail/secret-file/v1"
+
+// maxSecretFileSize caps what ReadSecretFile reads: the secrets it is for
+// are well under a kilobyte.
+const maxSecretFileSize = 64 << 10
 
 // WriteSecretFile encrypts secret with the master key (associated data: the
 // domain label and name) and writes it atomically to path with mode 0600. It
@@ -25,11 +30,27 @@ func WriteSecretFile(ctx context.Context, m *Master, path, name string, secret [
 
 // ReadSecretFile decrypts a file written by WriteSecretFile. A missing file
 // is an error wrapping fs.ErrNotExist; a file sealed by another master key
-// or under another name is ErrWrongMasterKey.
+// or under another name is ErrWrongMasterKey; one that group or others may
+// access is refused.
 func ReadSecretFile(ctx context.Context, m *Master, path, name string) ([]byte, error) {
-	ct, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", name, err)
+	}
+	if err := checkPrivate(fi, name+" file", path); err != nil {
+		return nil, err
+	}
+	ct, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", name, err)
+	}
+	if len(ct) > maxSecretFileSize {
+		return nil, fmt.Errorf("failed to read %s: larger than %d bytes", name, maxSecretFileSize)
 	}
 	pt, err := m.aead.DecryptWithContext(ctx, ct, encodeParts(labelSecretFile, name))
 	if err != nil {

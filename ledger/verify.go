@@ -6,10 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +39,73 @@ type VerifyReport struct {
 	expectedRows msetHash // per-entry index rows the entries produce
 }
 
+// ErrDamaged marks a store whose files fail Pebble's own checks, such as a
+// block checksum: the damaged part cannot be read at all, so it can be
+// neither verified nor trusted. Errors wrapping it wrap [ErrTampered] too.
+var ErrDamaged = errors.New("ledger store is damaged")
+
+// DamagedError reports a store that could not be read to the end.
+type DamagedError struct {
+	// File is the base name of the damaged store file, when known.
+	File string
+	// Checked is the number of entries verified before the damage was
+	// found: sequence numbers from Checked on are unverified.
+	Checked uint64
+}
+
+func (e *DamagedError) Error() string {
+	msg := "ledger store is damaged"
+	if e.File != "" {
+		msg += " (" + e.File + " fails its checksums)"
+	}
+	return msg
+}
+
+func (e *DamagedError) Unwrap() []error { return []error{ErrDamaged, ErrTampered} }
+
+// corruptPathRe finds the file in Pebble's corruption report. Only the
+// base name is kept: the report also holds the table's key bounds, which
+// are index keys (card tokens, blind indexes).
+var corruptPathRe = regexp.MustCompile(`on-disk corruption: (\S+?)[;:]`)
+
+// asDamaged returns a *DamagedError for an error Pebble marks as
+// corruption, or err itself.
+func asDamaged(err error, checked uint64) error {
+	if err == nil || !pebble.IsCorruptionError(err) {
+		return err
+	}
+	d := &DamagedError{Checked: checked}
+	if info := pebble.ExtractDataCorruptionInfo(err); info != nil {
+		d.File = filepath.Base(info.Path)
+	}
+	return d
+}
+
+// damageFromPanic turns the panic Pebble raises through the ledger's
+// logger (Fatalf) when it finds on-disk corruption into a *DamagedError.
+// Other panics are not the store's damage and are raised again.
+func damageFromPanic(v any, checked uint64) error {
+	msg := fmt.Sprint(v)
+	if !strings.Contains(msg, "on-disk corruption") && !strings.Contains(msg, "pebble: corruption") {
+		panic(v)
+	}
+	d := &DamagedError{Checked: checked}
+	if m := corruptPathRe.FindStringSubmatch(msg); m != nil {
+		d.File = filepath.Base(m[1])
+	}
+	return d
+}
+
+// RecoverDamaged is deferred around code that reads the store, such as
+// [Open]: a panic over on-disk corruption becomes a *DamagedError in
+// *errp, so that a damaged store is reported, not a crash. A ledger whose
+// store panicked must not be used further.
+func RecoverDamaged(errp *error) {
+	if v := recover(); v != nil {
+		*errp = damageFromPanic(v, 0)
+	}
+}
+
 // Verify streams the whole ledger and checks that it is self-consistent:
 // every entry decodes and sits at its own sequence number with no gaps; every
 // leaf and node hash recomputed from the entry bytes equals the stored one;
@@ -45,8 +116,19 @@ type VerifyReport struct {
 //
 // The first disagreement is returned as a [*TamperedError] naming the lowest
 // bad sequence number (wrapping [ErrTampered]); I/O errors are returned as is.
-func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress func(done uint64)) (*VerifyReport, error) {
+//
+// A store Pebble cannot read (a block that fails its checksum) gives a
+// [*DamagedError] naming how many entries were verified before it.
+func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress func(done uint64)) (_ *VerifyReport, err error) {
 	rep := &VerifyReport{}
+	defer func() {
+		if v := recover(); v != nil {
+			err = damageFromPanic(v, rep.Entries)
+		}
+		if err != nil {
+			err = asDamaged(err, rep.Entries)
+		}
+	}()
 	snap := l.db.NewSnapshot()
 	defer snap.Close()
 	// The two passes read disjoint key ranges of one snapshot, so they run
@@ -55,7 +137,14 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 	defer cancel()
 	idx := &indexReport{}
 	idxErr := make(chan error, 1)
-	go func() { idxErr <- verifyIndexes(ctx, snap, idx) }()
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				idxErr <- damageFromPanic(v, 0)
+			}
+		}()
+		idxErr <- verifyIndexes(ctx, snap, idx)
+	}()
 	// A tampered entry is the more precise finding: it is reported before
 	// any index finding, so an index failure does not stop the tree pass.
 	treeErr := l.verifyTree(ctx, snap, verifiers, progress, rep)
@@ -65,6 +154,9 @@ func (l *Ledger) Verify(ctx context.Context, verifiers note.Verifiers, progress 
 	ierr := <-idxErr
 	if treeErr != nil {
 		return nil, treeErr
+	}
+	if d := (*DamagedError)(nil); errors.As(ierr, &d) {
+		d.Checked = rep.Entries
 	}
 	if ierr != nil {
 		return nil, ierr
@@ -168,12 +260,20 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Ve
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(quit)
+	// readErr is what stopped the reader other than the end of the table:
+	// a panic over a damaged store block. It is set before ordered closes.
+	var readErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer it.Close()
 		defer close(work)
 		defer close(ordered)
+		defer func() {
+			if v := recover(); v != nil {
+				readErr = damageFromPanic(v, 0)
+			}
+		}()
 		readChunks(it, free, ordered, work, quit)
 	}()
 	for range max(1, runtime.GOMAXPROCS(0)) {
@@ -221,6 +321,7 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Ve
 		}
 		rep.expectedRows.merge(c.expected)
 		rep.payments += c.payments
+		rep.Entries = seq
 		if c.err != nil {
 			return c.err
 		}
@@ -228,6 +329,12 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Ve
 		if progress != nil {
 			progress(seq)
 		}
+	}
+	if readErr != nil {
+		if d := (*DamagedError)(nil); errors.As(readErr, &d) {
+			d.Checked = seq
+		}
+		return readErr
 	}
 	rep.Entries = seq
 	rep.Root = rootOf(rng)
@@ -345,7 +452,13 @@ func (c *verifyChunk) check() {
 // and root.
 func (l *Ledger) checkCheckpoint(signed []byte, size uint64, root []byte, verifiers note.Verifiers) error {
 	n, err := note.Open(signed, verifiers)
-	if err != nil {
+	var unknown *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &unknown):
+		// Signed, but by no key among verifiers: after a signer rotation,
+		// by the key the caller did not pass.
+		return fmt.Errorf("checkpoint of size %d: not signed by the given key(s)", size)
+	case err != nil:
 		return fmt.Errorf("checkpoint of size %d: bad signature", size)
 	}
 	var cp log.Checkpoint

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -40,14 +39,25 @@ const (
 	benchReadLimit = 64 << 10
 )
 
+const benchUsage = `usage: paytrail bench <subcommand> [flags]
+
+subcommands:
+  ingest   post correctly signed webhook events to a running server and print
+           events/s and latency percentiles (the events are stored for good)
+
+run 'paytrail bench ingest --help' for its flags`
+
 // cmdBench runs a load generator against a running server. Only
 // `bench ingest` exists.
 func cmdBench(ctx context.Context, e env) error {
-	if len(e.args) == 0 || e.args[0] != "ingest" {
-		return usageError{"bench needs a subcommand: ingest", "example: paytrail bench ingest --url http://127.0.0.1:8080 --source dev --secret whsec_... --events 10000 --concurrency 64"}
+	sub, err := subcommand(e, "bench", "bench needs a subcommand: ingest", benchUsage)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	if sub != "ingest" {
+		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest"}
+	}
+	fs := newFlags("bench ingest", "--url URL [--source NAME] [--secret S] [--events N] [--concurrency C] [flags]")
 	rawURL := fs.String("url", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
 	source := fs.String("source", "dev", "webhook source name")
 	secret := fs.String("secret", "", "the source's signing secret (env PAYTRAIL_BENCH_SECRET)")
@@ -57,11 +67,12 @@ func cmdBench(ctx context.Context, e env) error {
 	merchants := fs.Int("merchants", 5, "number of distinct merchants")
 	cards := fs.Int("cards", 50, "number of distinct cards (cardholders)")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
-	if err := parseFlags(fs, e.args[1:]); err != nil {
+	args, err := parseFlags(e, fs, e.args[1:])
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usageError{fmt.Sprintf("bench ingest takes no arguments, got %q", fs.Arg(0)), ""}
+	if len(args) != 0 {
+		return usageError{fmt.Sprintf("bench ingest takes no arguments, got %q", args[0]), ""}
 	}
 	endpoint, err := webhookEndpoint(*rawURL, *source)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/paytrail/paytrail/api"
+	"github.com/paytrail/paytrail/api/auth"
 	"github.com/paytrail/paytrail/api/webhook"
 	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/datadir"
@@ -28,6 +30,16 @@ type fileConfig struct {
 	DevSource      *bool          `yaml:"dev_source"`
 	TrustedProxies []string       `yaml:"trusted_proxies"`
 	Sources        []sourceConfig `yaml:"sources"`
+	TLS            tlsConfig      `yaml:"tls"`
+}
+
+// tlsConfig names the server's certificate and key files (PEM) and, for
+// mutual TLS, the CA that signs client certificates. With cert_file and
+// key_file set, serve speaks HTTPS only.
+type tlsConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 type sourceConfig struct {
@@ -115,15 +127,32 @@ func (s *settings) datadir(create, readOnly bool) datadir.Config {
 	return datadir.Config{Dir: s.data, MasterKey: s.masterKey, VaultToken: s.vaultToken, Create: create, ReadOnly: readOnly}
 }
 
-// sources resolves the configured webhook sources and their secrets.
+// maxTolerance caps a source's timestamp tolerance: a signed webhook stays
+// replayable for the whole tolerance, and processors sign when they send,
+// so more than an hour of clock skew is a misconfiguration.
+const maxTolerance = time.Hour
+
+// sources resolves the configured webhook sources and their secrets. It
+// refuses, with a plain message, what could never work or would be unsafe:
+// a name that is not one URL path segment, a duplicate name, both
+// secrets_env and secrets_file, a tolerance outside (0, 1h], a default
+// merchant id with spaces or control characters.
 func (s *settings) sources(e env) ([]api.Source, error) {
 	var out []api.Source
-	for _, sc := range s.file.Sources {
-		if sc.Name == "" || sc.Name == "dev" && s.devSource() {
-			return nil, fmt.Errorf("config: source needs a name other than %q", sc.Name)
+	seen := map[string]bool{}
+	for i, sc := range s.file.Sources {
+		if err := checkSourceName(sc.Name); err != nil {
+			return nil, fmt.Errorf("config: source %d: %w", i+1, err)
 		}
+		if seen[sc.Name] || sc.Name == "dev" && s.devSource() {
+			return nil, fmt.Errorf("config: source %d: name %q is used twice", i+1, sc.Name)
+		}
+		seen[sc.Name] = true
 		if sc.Scheme != webhook.SchemeStripe && sc.Scheme != webhook.SchemeStandard {
 			return nil, fmt.Errorf("config: source %s: scheme must be stripe or standard", sc.Name)
+		}
+		if sc.SecretsEnv != "" && sc.SecretsFile != "" {
+			return nil, fmt.Errorf("config: source %s: set secrets_env or secrets_file, not both", sc.Name)
 		}
 		var raw string
 		switch {
@@ -147,29 +176,86 @@ func (s *settings) sources(e env) ([]api.Source, error) {
 		}
 		if len(secrets) == 0 {
 			return nil, hinted{fmt.Errorf("config: source %s has no secret", sc.Name),
-				[]string{fmt.Sprintf("set %s to the endpoint secret(s), comma-separated, newest first", first(sc.SecretsEnv, "secrets_env"))}}
+				[]string{fmt.Sprintf("set %s to the endpoint secret(s), comma-separated, newest first", first(sc.SecretsEnv, sc.SecretsFile, "secrets_env"))}}
 		}
 		tol := 5 * time.Minute
 		if sc.Tolerance != "" {
 			d, err := time.ParseDuration(sc.Tolerance)
-			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("config: source %s: bad tolerance %q", sc.Name, sc.Tolerance)
+			if err != nil || d <= 0 || d > maxTolerance {
+				return nil, fmt.Errorf("config: source %s: tolerance must be a duration above 0 and at most %s, like 5m", sc.Name, maxTolerance)
 			}
 			tol = d
+		}
+		if sc.DefaultMerchant != "" && !auth.ValidID(sc.DefaultMerchant) {
+			return nil, fmt.Errorf("config: source %s: default_merchant must be 1 to 255 printable characters without spaces", sc.Name)
 		}
 		out = append(out, api.Source{Name: sc.Name, Scheme: sc.Scheme, Secrets: secrets, Tolerance: tol, DefaultMerchant: sc.DefaultMerchant})
 	}
 	return out, nil
 }
 
-func (s *settings) devSource() bool { return s.file.DevSource == nil || *s.file.DevSource }
+// checkSourceName accepts names that are exactly one URL path segment of
+// /v1/webhooks/{source}, as every HTTP client sends it: printable ASCII
+// without '/', '\', '%', '?', '#' or spaces, and not "." or "..", which
+// clients resolve away. The message never quotes a rejected name, which
+// may hold control characters.
+func checkSourceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("name is required")
+	case name == "." || name == "..":
+		return errors.New("name cannot be . or ..")
+	case len(name) > 64:
+		return errors.New("name is longer than 64 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c > '~' || strings.IndexByte("/\\%?#", c) >= 0 {
+			return errors.New("name must be printable ASCII without spaces, '/', '\\', '%', '?' or '#', so that it is one URL path segment")
+		}
+	}
+	return nil
+}
+
+// devSource reports whether serve adds the development source "dev": only
+// while the config defines no sources, unless dev_source says otherwise.
+func (s *settings) devSource() bool {
+	if s.file.DevSource != nil {
+		return *s.file.DevSource
+	}
+	return len(s.file.Sources) == 0
+}
+
+// openNode opens the whole data dir, holding its lock, and shows the
+// open's warnings.
+func openNode(ctx context.Context, e env, s *settings, cfg datadir.Config) (*datadir.Node, error) {
+	n, err := datadir.Open(ctx, cfg)
+	if err != nil {
+		return nil, explain(err, s)
+	}
+	warnNode(e, n)
+	return n, nil
+}
+
+func warnNode(e env, n *datadir.Node) {
+	for _, w := range n.Warnings {
+		fmt.Fprintf(e.stderr, "paytrail: warning: %s\n", w)
+	}
+}
 
 // explain turns well-known open errors into plain messages with hints.
 func explain(err error, s *settings) error {
+	var missing *datadir.MissingKeysError
 	switch {
 	case errors.Is(err, ledger.ErrLocked):
 		return hinted{fmt.Errorf("data dir %s is in use by another paytrail process (a running server?)", s.data),
 			[]string{"stop the server first, or run this against a copy made from a backup"}}
+	case errors.As(err, &missing):
+		return hinted{err, []string{
+			"restore " + datadir.KeysetsDir(missing.Dir) + " from a backup; paytrail creates keys only in an empty data dir",
+			"(a new signer key would not verify the checkpoints issued, a new token key would find no earlier card)"}}
+	case errors.Is(err, datadir.ErrNoMasterKey):
+		return hinted{fmt.Errorf("no master key configured for %s: PAYTRAIL_MASTER_KEY is unset and the data dir has no master.key", s.data),
+			[]string{"set PAYTRAIL_MASTER_KEY to the master key this data dir's keysets were written with; a new one would not decrypt them"}}
 	case errors.Is(err, datadir.ErrNotInitialized):
 		return hinted{fmt.Errorf("no paytrail keys in %s", s.data),
 			[]string{"run 'paytrail keys init --data " + s.data + "' or 'paytrail serve' first, or set PAYTRAIL_MASTER_KEY"}}

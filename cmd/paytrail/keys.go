@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/paytrail/paytrail/crypto"
@@ -12,13 +13,31 @@ import (
 
 // cmdKeys initializes, shows and rotates keysets. Status never prints key
 // material.
+const keysUsage = `usage: paytrail keys <subcommand> [--data DIR] [flags]
+
+subcommands:
+  init     create the keys of an empty data dir; or, with --master-key-out PATH,
+           write a production master key file and exit
+  status   list keysets: key ids, primaries, status, dates (never key material)
+  rotate   add a new primary key to one keyset (--keyset signer|datakey|token|blind)
+
+every subcommand refuses while a server holds the data dir
+run 'paytrail keys <subcommand> --help' for its flags`
+
 func cmdKeys(ctx context.Context, e env) error {
-	if len(e.args) == 0 {
-		return usageError{"keys needs a subcommand: init, status or rotate", ""}
+	sub, err := subcommand(e, "keys", "keys needs a subcommand: init, status or rotate", keysUsage)
+	if err != nil {
+		return err
 	}
-	sub := e.args[0]
-	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	synopsis := map[string]string{
+		"init":   "[--data DIR] [--config FILE] | --master-key-out PATH",
+		"status": "[--data DIR] [--config FILE]",
+		"rotate": "[--data DIR] [--config FILE] [--keyset signer|datakey|token|blind]",
+	}[sub]
+	if synopsis == "" {
+		return usageError{fmt.Sprintf("unknown keys subcommand %q", sub), "use init, status or rotate"}
+	}
+	fs := newFlags("keys "+sub, synopsis)
 	df := addDataFlags(fs, false)
 	var keyset, masterOut *string
 	switch sub {
@@ -27,44 +46,54 @@ func cmdKeys(ctx context.Context, e env) error {
 	case "init":
 		masterOut = fs.String("master-key-out", "", "write a new production master key file here (mode 0600) and exit")
 	}
-	if err := parseFlags(fs, e.args[1:]); err != nil {
+	args, err := parseFlags(e, fs, e.args[1:])
+	if err != nil {
 		return err
 	}
+	if len(args) != 0 {
+		return usageError{fmt.Sprintf("keys %s takes no arguments, got %q", sub, args[0]), ""}
+	}
 	if masterOut != nil && *masterOut != "" {
-		if err := crypto.CreateMasterFile(*masterOut); err != nil {
+		path, err := filepath.Abs(*masterOut)
+		if err != nil {
+			return fmt.Errorf("failed to resolve --master-key-out: %w", err)
+		}
+		if err := crypto.CreateMasterFile(path); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "wrote master key %s (mode 0600)\n", *masterOut)
-		fmt.Fprintf(e.stdout, "use it with PAYTRAIL_MASTER_KEY=file://%s; keep it outside the data dir and back it up offline\n", *masterOut)
+		uri := (&url.URL{Scheme: "file", Path: path}).String()
+		fmt.Fprintf(e.stdout, "wrote master key %s (mode 0600)\n", path)
+		fmt.Fprintf(e.stdout, "use it with PAYTRAIL_MASTER_KEY=%s; keep it outside the data dir and back it up offline\n", uri)
 		return nil
 	}
 	s, err := df.resolve(e)
 	if err != nil {
 		return err
 	}
+	var n *datadir.Node
 	switch sub {
 	case "init":
-		n, err := datadir.OpenKeys(ctx, s.datadir(true, false))
-		if err != nil {
-			return explain(err, s)
+		if n, err = openKeys(ctx, e, s, true); err != nil {
+			return err
 		}
+		defer n.Close()
 		if n.CreatedMaster {
 			fmt.Fprintf(e.stderr, "paytrail: WARNING: created a DEVELOPMENT master key in %s; production must set PAYTRAIL_MASTER_KEY\n", datadir.MasterKeyPath(n.Dir))
 		}
 		fmt.Fprintf(e.stdout, "keysets ready in %s\n", datadir.KeysetsDir(n.Dir))
 		return printStatus(e, n.Keys)
 	case "status":
-		n, err := datadir.OpenKeys(ctx, s.datadir(false, false))
-		if err != nil {
-			return explain(err, s)
+		if n, err = openKeys(ctx, e, s, false); err != nil {
+			return err
 		}
+		defer n.Close()
 		fmt.Fprintf(e.stdout, "master key: %s\n", n.Master)
 		return printStatus(e, n.Keys)
 	case "rotate":
-		n, err := datadir.OpenKeys(ctx, s.datadir(false, false))
-		if err != nil {
-			return explain(err, s)
+		if n, err = openKeys(ctx, e, s, false); err != nil {
+			return err
 		}
+		defer n.Close()
 		if *keyset == crypto.KeysetToken || *keyset == crypto.KeysetBlind {
 			fmt.Fprintf(e.stderr, "paytrail: WARNING: rotating %s changes the tokens or blind indexes of new events; searches look under every key\n", *keyset)
 		}
@@ -73,11 +102,22 @@ func cmdKeys(ctx context.Context, e env) error {
 		}
 		fmt.Fprintf(e.stdout, "rotated %s: new writes use the new primary; old keys still decrypt and verify\n", *keyset)
 		if *keyset == crypto.KeysetSigner {
-			fmt.Fprintln(e.stdout, "restart the server; publish the new verifier key (GET /v1/ledger/public-keys lists old and new)")
+			fmt.Fprintln(e.stdout, "the next server start co-signs the last checkpoint with it; publish the new verifier key (GET /v1/ledger/public-keys lists old and new)")
 		}
 		return printStatus(e, n.Keys)
 	}
-	return usageError{fmt.Sprintf("unknown keys subcommand %q", sub), "use init, status or rotate"}
+	return nil
+}
+
+// openKeys opens the master key and keysets of the data dir, holding its
+// lock, and shows the open's warnings.
+func openKeys(ctx context.Context, e env, s *settings, create bool) (*datadir.Node, error) {
+	n, err := datadir.OpenKeys(ctx, s.datadir(create, false))
+	if err != nil {
+		return nil, explain(err, s)
+	}
+	warnNode(e, n)
+	return n, nil
 }
 
 func printStatus(e env, k *crypto.Keysets) error {

@@ -6,6 +6,10 @@
 //	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--token T]
 //	paytrail reconcile  --data DIR --format generic|stripe FILE
 //	paytrail bench      ingest --url URL --source NAME --secret S --events N --concurrency C
+//	paytrail version
+//
+// Every command and subcommand takes -h or --help. Flags may come before or
+// after positional arguments; after "--" everything is positional.
 //
 // Flags override the environment (PAYTRAIL_CONFIG, PAYTRAIL_DATA,
 // PAYTRAIL_ADDR, PAYTRAIL_MASTER_KEY), which overrides the config file,
@@ -21,6 +25,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -39,12 +45,17 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	stdin  io.Reader
+	// reload receives a value for each SIGHUP: serve then re-reads its TLS
+	// certificate. Nil (in tests that do not need it) never receives.
+	reload <-chan os.Signal
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, env{args: os.Args[1:], getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	os.Exit(run(ctx, env{args: os.Args[1:], getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, reload: hup}))
 }
 
 const usage = `usage: paytrail <command> [flags]
@@ -56,6 +67,7 @@ commands:
   verify      check the ledger (local data dir or a remote server)
   reconcile   match a settlement report against the ledger
   bench       load-test a running server
+  version     print the version
 
 run 'paytrail <command> -h' for a command's flags`
 
@@ -80,13 +92,66 @@ func run(ctx context.Context, e env) int {
 		err = cmdReconcile(ctx, e)
 	case "bench":
 		err = cmdBench(ctx, e)
-	case "help", "-h", "--help":
+	case "version", "-version", "--version":
+		fmt.Fprintln(e.stdout, versionString())
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && rest[0] != "help" && !isHelp(rest[0]) {
+			// "paytrail help keys" is "paytrail keys --help".
+			e.args = []string{rest[0], "--help"}
+			return run(ctx, e)
+		}
 		fmt.Fprintln(e.stdout, usage)
 		return exitOK
 	default:
 		err = usageError{fmt.Sprintf("unknown command %q", cmd), "run 'paytrail help' for the list of commands"}
 	}
 	return report(e, err)
+}
+
+// versionString names the build: the module version (or "(devel)"), the
+// VCS revision when the binary was built from a checkout, and Go's version.
+func versionString() string {
+	v, rev, dirty := "(devel)", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	out := "paytrail " + v
+	if rev != "" {
+		out += " " + rev[:min(12, len(rev))]
+		if dirty {
+			out += "+dirty"
+		}
+	}
+	return out + " " + runtime.Version()
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// subcommand picks the subcommand of a command group (keys, principal,
+// bench). With none it is a usage error saying what is missing; with -h,
+// --help or help it prints the group's usage to stdout and ends
+// successfully (errHelp).
+func subcommand(e env, group, missing, groupUsage string) (string, error) {
+	if len(e.args) == 0 {
+		return "", usageError{missing, "run 'paytrail " + group + " --help' for its subcommands"}
+	}
+	if sub := e.args[0]; isHelp(sub) || sub == "help" {
+		fmt.Fprintln(e.stdout, groupUsage)
+		return "", errHelp
+	}
+	return e.args[0], nil
 }
 
 // usageError is a bad invocation (exit 2).
@@ -144,16 +209,57 @@ func report(e env, err error) int {
 	return exitUsage
 }
 
-// parseFlags parses a command's flags. -h prints the flags and ends the
-// command successfully (errHelp); any other parse error is a usage error.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+// newFlags returns an empty flag set for "paytrail <name>"; synopsis is
+// what its usage line shows after the name.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package prints its own messages while parsing; ours replace
+	// them (see parseFlags), so its output goes nowhere until -h asks for
+	// the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: paytrail %s %s\n", name, synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "\nflags:")
+			fs.PrintDefaults()
 		}
-		return usageError{err.Error(), ""}
 	}
-	return nil
+	return fs
+}
+
+// parseFlags parses a command's flags and returns its positional
+// arguments. Flags may follow positional arguments ("principal revoke ID
+// --data DIR"); "--" ends the flags. -h or --help prints the usage to
+// stdout and ends the command successfully (errHelp); any other parse
+// error is a usage error that says where to find the flags.
+func parseFlags(e env, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printUsage(e.stdout, fs)
+				return nil, errHelp
+			}
+			return nil, usageError{err.Error(), fmt.Sprintf("run 'paytrail %s --help' for its flags", fs.Name())}
+		}
+		rest := fs.Args()
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fs.SetOutput(w)
+	fs.Usage()
+	fs.SetOutput(io.Discard)
 }
 
 // errHelp ends a command that printed its help: exit 0.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -18,13 +17,30 @@ func principalStore(node *datadir.Node) *auth.Store {
 
 // cmdPrincipal manages principals offline, on the data dir (the server must
 // not be running; use the admin API then).
+const principalUsage = `usage: paytrail principal <subcommand> [--data DIR] [flags]
+
+subcommands:
+  add      create a principal; its token is printed alone on the last line
+  list     list principals (never tokens)
+  revoke   revoke a principal: paytrail principal revoke [--data DIR] ID
+
+these work on a stopped server's data dir; while a server runs, use the admin API
+run 'paytrail principal <subcommand> --help' for its flags`
+
 func cmdPrincipal(ctx context.Context, e env) error {
-	if len(e.args) == 0 {
-		return usageError{"principal needs a subcommand: add, list or revoke", ""}
+	sub, err := subcommand(e, "principal", "principal needs a subcommand: add, list or revoke", principalUsage)
+	if err != nil {
+		return err
 	}
-	sub := e.args[0]
-	fs := flag.NewFlagSet("principal "+sub, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	synopsis := map[string]string{
+		"add":    "[--data DIR] --name NAME --role auditor|finance|privacy|admin --merchants a,b|'*'",
+		"list":   "[--data DIR]",
+		"revoke": "[--data DIR] ID",
+	}[sub]
+	if synopsis == "" {
+		return usageError{fmt.Sprintf("unknown principal subcommand %q", sub), "use add, list or revoke"}
+	}
+	fs := newFlags("principal "+sub, synopsis)
 	df := addDataFlags(fs, false)
 	var name, role, merchants *string
 	if sub == "add" {
@@ -32,8 +48,12 @@ func cmdPrincipal(ctx context.Context, e env) error {
 		role = fs.String("role", "", "auditor, finance, privacy or admin (required)")
 		merchants = fs.String("merchants", "", "comma-separated merchant ids, or '*' (required)")
 	}
-	if err := parseFlags(fs, e.args[1:]); err != nil {
+	args, err := parseFlags(e, fs, e.args[1:])
+	if err != nil {
 		return err
+	}
+	if sub != "revoke" && len(args) != 0 {
+		return usageError{fmt.Sprintf("principal %s takes no arguments, got %q", sub, args[0]), ""}
 	}
 	s, err := df.resolve(e)
 	if err != nil {
@@ -48,9 +68,9 @@ func cmdPrincipal(ctx context.Context, e env) error {
 		if err != nil {
 			return usageError{err.Error(), ""}
 		}
-		node, err := datadir.Open(ctx, s.datadir(true, false))
+		node, err := openNode(ctx, e, s, s.datadir(true, false))
 		if err != nil {
-			return explain(err, s)
+			return err
 		}
 		defer node.Close()
 		p, token, err := principalStore(node).Create(ctx, auth.CLIActor, *name, r, []string{*merchants})
@@ -62,9 +82,9 @@ func cmdPrincipal(ctx context.Context, e env) error {
 		fmt.Fprintln(e.stdout, token)
 		return node.Close()
 	case "list":
-		node, err := datadir.Open(ctx, s.datadir(false, false))
+		node, err := openNode(ctx, e, s, s.datadir(false, false))
 		if err != nil {
-			return explain(err, s)
+			return err
 		}
 		defer node.Close()
 		ps, err := principalStore(node).List()
@@ -82,23 +102,23 @@ func cmdPrincipal(ctx context.Context, e env) error {
 		}
 		return tw.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
+		if len(args) != 1 {
 			return usageError{"principal revoke needs exactly one principal id", "list ids with 'paytrail principal list'"}
 		}
-		node, err := datadir.Open(ctx, s.datadir(false, false))
+		node, err := openNode(ctx, e, s, s.datadir(false, false))
 		if err != nil {
-			return explain(err, s)
+			return err
 		}
 		defer node.Close()
-		p, err := principalStore(node).Revoke(ctx, auth.CLIActor, fs.Arg(0))
+		p, err := principalStore(node).Revoke(ctx, auth.CLIActor, args[0])
 		if err != nil {
 			if err == auth.ErrNotFound {
-				return fmt.Errorf("no principal %s", fs.Arg(0))
+				return fmt.Errorf("no principal %s", args[0])
 			}
 			return err
 		}
 		fmt.Fprintf(e.stdout, "revoked principal %s (%s)\n", p.ID, p.Name)
 		return node.Close()
 	}
-	return usageError{fmt.Sprintf("unknown principal subcommand %q", sub), "use add, list or revoke"}
+	return nil
 }

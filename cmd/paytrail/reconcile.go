@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/paytrail/paytrail/api"
 	"github.com/paytrail/paytrail/api/auth"
-	"github.com/paytrail/paytrail/ledger/datadir"
 	"github.com/paytrail/paytrail/ledger/money"
 	"github.com/paytrail/paytrail/ledger/reconcile"
 )
@@ -27,25 +25,21 @@ const reconcileShown = 20
 // stores the run in the ledger as the API does, and prints its summary.
 // Exit 0: every row matched; 1: exceptions were found; 2: error.
 func cmdReconcile(ctx context.Context, e env) error {
-	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlags("reconcile", "[--data DIR] --format generic|stripe [--out exceptions.csv] [--merchant-default M] [--from T --to T] FILE")
 	df := addDataFlags(fs, false)
 	format := fs.String("format", "", "report format: generic or stripe (required)")
 	out := fs.String("out", "", "write every exception to this CSV file")
 	defMerchant := fs.String("merchant-default", "", "merchant of rows that name none (Stripe reports without connected_account)")
 	fromFlag := fs.String("from", "", "start of the period for missing_in_report, RFC 3339 (default: earliest settled_at)")
 	toFlag := fs.String("to", "", "end of the period, exclusive, RFC 3339 (default: just after the latest settled_at)")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: paytrail reconcile --data DIR --format generic|stripe [--out exceptions.csv] [--merchant-default M] [--from T --to T] FILE")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, e.args); err != nil {
+	args, err := parseFlags(e, fs, e.args)
+	if err != nil {
 		return err
 	}
 	if *format != reconcile.FormatGeneric && *format != reconcile.FormatStripe {
 		return usageError{"reconcile needs --format generic or --format stripe", ""}
 	}
-	if fs.NArg() != 1 {
+	if len(args) != 1 {
 		return usageError{"reconcile needs exactly one report file", "example: paytrail reconcile --data DIR --format generic settlement.csv"}
 	}
 	from, err := reconFlagTime("from", *fromFlag)
@@ -66,7 +60,7 @@ func cmdReconcile(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	path := fs.Arg(0)
+	path := args[0]
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("failed to open report: %w", err)
@@ -80,9 +74,9 @@ func cmdReconcile(ctx context.Context, e env) error {
 		}
 		defer exOut.abort()
 	}
-	node, err := datadir.Open(ctx, s.datadir(false, false))
+	node, err := openNode(ctx, e, s, s.datadir(false, false))
 	if err != nil {
-		return explain(err, s)
+		return err
 	}
 	defer node.Close()
 

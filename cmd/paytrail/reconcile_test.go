@@ -21,7 +21,8 @@ import (
 // pay_0005 missing from the report, and returns its path.
 func reconTestDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	// A data dir paytrail creates itself, mode 0700, as serve would.
+	dir := filepath.Join(t.TempDir(), "data")
 	ctx := context.Background()
 	node, err := datadir.Open(ctx, datadir.Config{Dir: dir, Create: true})
 	if err != nil {

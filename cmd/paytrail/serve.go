@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -22,26 +22,56 @@ import (
 )
 
 func cmdServe(ctx context.Context, e env) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlags("serve", "[--config FILE] [--data DIR] [--addr HOST:PORT] [--tls-cert FILE --tls-key FILE]")
 	df := addDataFlags(fs, true)
-	if err := parseFlags(fs, e.args); err != nil {
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; re-read on SIGHUP (config tls.cert_file)")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert (config tls.key_file)")
+	args, err := parseFlags(e, fs, e.args)
+	if err != nil {
 		return err
+	}
+	if len(args) != 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", args[0]), "flags go before or after: paytrail serve --data DIR --addr HOST:PORT"}
 	}
 	s, err := df.resolve(e)
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Everything that can be checked without touching the data dir is
+	// checked first, and the address is bound before the data dir is
+	// opened: a bad config or a busy port creates no data dir, keys or
+	// credentials.
 	sources, err := s.sources(e)
 	if err != nil {
 		return err
 	}
+	tc := s.file.TLS
+	if *tlsCert != "" || *tlsKey != "" {
+		tc.CertFile, tc.KeyFile = *tlsCert, *tlsKey
+	}
+	tlsConf, certs, err := newServerTLS(tc)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return hinted{fmt.Errorf("failed to listen on %s: %w", s.addr, err), []string{"pick another address with --addr"}}
+	}
+	defer ln.Close()
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	} else if !isLoopbackAddr(ln.Addr()) {
+		fmt.Fprintf(e.stderr, "paytrail: WARNING: serving plain HTTP on %s, which is not a loopback address: bearer tokens, webhook bodies and disclosed data cross the network in clear\n", ln.Addr())
+		fmt.Fprintln(e.stderr, "paytrail: hint: configure tls (cert_file, key_file) or --tls-cert/--tls-key, or put a TLS-terminating proxy in front and listen on 127.0.0.1")
+	}
+
 	cfg := s.datadir(true, false)
 	cfg.Logger = logger
-	node, err := datadir.Open(ctx, cfg)
+	node, err := openNode(ctx, e, s, cfg)
 	if err != nil {
-		return explain(err, s)
+		return err
 	}
 	defer node.Close()
 	if node.DevMaster {
@@ -64,12 +94,20 @@ func cmdServe(ctx context.Context, e env) error {
 	if err := recordStart(ctx, node); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return hinted{fmt.Errorf("failed to listen on %s: %w", s.addr, err), []string{"pick another address with --addr"}}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		go reloadOnSignal(ctx, e.reload, certs, logger)
 	}
-	logger.Info("paytrail serving", "addr", ln.Addr().String(), "data", node.Dir, "ledger", node.Ledger.Origin(), "entries", node.Ledger.Size())
-	fmt.Fprintf(e.stdout, "listening on http://%s\n", ln.Addr())
+	logger.Info("paytrail serving", "addr", ln.Addr().String(), "tls", tlsConf != nil, "mtls", tlsConf != nil && tlsConf.ClientCAs != nil,
+		"data", node.Dir, "ledger", node.Ledger.Origin(), "entries", node.Ledger.Size())
+	for _, src := range sources {
+		// Names and schemes only: never a secret.
+		fmt.Fprintf(e.stdout, "webhook source %s (%s): POST /v1/webhooks/%s\n", src.Name, src.Scheme, src.Name)
+	}
+	if len(sources) == 0 {
+		fmt.Fprintln(e.stdout, "no webhook sources configured")
+	}
+	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
 	if err := srv.Serve(ctx, ln, 30*time.Second); err != nil {
 		return err
 	}
@@ -79,6 +117,13 @@ func cmdServe(ctx context.Context, e env) error {
 	}
 	logger.Info("paytrail stopped", "entries", node.Ledger.Size())
 	return nil
+}
+
+// isLoopbackAddr reports whether a listener's address is on the loopback
+// interface; an unspecified address (":8080") listens on every interface.
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func warnDevMaster(e env, node *datadir.Node) {

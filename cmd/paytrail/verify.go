@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +17,7 @@ import (
 // cmdVerify checks a local data dir (--data) or a remote server (--url).
 // Exit 0: everything agrees; 1: a check failed; 2: usage or I/O error.
 func cmdVerify(ctx context.Context, e env) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlags("verify", "[--data DIR] [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--token T]")
 	df := addDataFlags(fs, false)
 	url := fs.String("url", "", "server base URL for a remote check")
 	cpFile := fs.String("checkpoint", "", "remote: the trusted checkpoint file (written on first use, replaced on success)")
@@ -29,8 +27,12 @@ func cmdVerify(ctx context.Context, e env) error {
 		"so that no master key is needed (repeat it for the keys of before a signer rotation)",
 		func(k string) error { vkeys = append(vkeys, k); return nil })
 	token := fs.String("token", "", "remote: bearer token of an auditor (env PAYTRAIL_TOKEN)")
-	if err := parseFlags(fs, e.args); err != nil {
+	args, err := parseFlags(e, fs, e.args)
+	if err != nil {
 		return err
+	}
+	if len(args) != 0 {
+		return usageError{fmt.Sprintf("verify takes no arguments, got %q", args[0]), "name the data dir with --data DIR"}
 	}
 	if *url != "" {
 		if len(vkeys) > 1 {
@@ -60,7 +62,7 @@ func cmdVerify(ctx context.Context, e env) error {
 			return err
 		}
 		if l, err = datadir.OpenLedger(ctx, s.data); err != nil {
-			return explain(err, s)
+			return verifyOpenFailed(e, err, s)
 		}
 		defer l.Close()
 		for _, v := range vs {
@@ -72,9 +74,10 @@ func cmdVerify(ctx context.Context, e env) error {
 	} else {
 		node, err := datadir.Open(ctx, s.datadir(false, true))
 		if err != nil {
-			return explain(err, s)
+			return verifyOpenFailed(e, err, s)
 		}
 		defer node.Close()
+		warnNode(e, node)
 		if verifiers, _, err = node.Verifiers(); err != nil {
 			return err
 		}
@@ -89,12 +92,17 @@ func cmdVerify(ctx context.Context, e env) error {
 		}
 	})
 	if err != nil {
-		var te *ledger.TamperedError
-		if errors.As(err, &te) && te.Index {
+		var (
+			te *ledger.TamperedError
+			de *ledger.DamagedError
+		)
+		switch {
+		case errors.As(err, &de):
+			return verifyDamaged(e, de)
+		case errors.As(err, &te) && te.Index:
 			fmt.Fprintf(e.stdout, "FAIL: derived index rows disagree with the entries: %s\n", te.Reason)
 			return exitError{exitFailure, errors.New("ledger index verification failed")}
-		}
-		if errors.As(err, &te) {
+		case errors.As(err, &te):
 			fmt.Fprintf(e.stdout, "FAIL: first bad sequence number %d: %s\n", te.Seq, te.Reason)
 			return exitError{exitFailure, fmt.Errorf("ledger verification failed at sequence number %d", te.Seq)}
 		}
@@ -108,7 +116,28 @@ func cmdVerify(ctx context.Context, e env) error {
 			rep.Covered, rep.Covered, rep.Entries)
 		return exitError{exitFailure, fmt.Errorf("ledger verification failed at sequence number %d", rep.Covered)}
 	}
-	fmt.Fprintf(e.stdout, "OK: %d entries, %d checkpoints, %d transactions, %d index rows agree (root %x, %s)\n",
-		rep.Entries, rep.Checkpoints, rep.Transactions, rep.IndexRows, rep.Root, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "OK: %d entries, %d checkpoints, %d transactions, %d index rows agree (root %s, %s)\n",
+		rep.Entries, rep.Checkpoints, rep.Transactions, rep.IndexRows, b64(rep.Root), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// verifyOpenFailed reports a data dir that could not be opened: a store
+// too damaged to open is a failed check (exit 1), anything else an error.
+func verifyOpenFailed(e env, err error, s *settings) error {
+	var de *ledger.DamagedError
+	if errors.As(err, &de) {
+		return verifyDamaged(e, de)
+	}
+	return explain(err, s)
+}
+
+// verifyDamaged reports a store Pebble cannot read: what was checked
+// before the damage, and that nothing after it could be.
+func verifyDamaged(e env, de *ledger.DamagedError) error {
+	what := "nothing could be checked"
+	if de.Checked > 0 {
+		what = fmt.Sprintf("entries 0 to %d agree; sequence numbers from %d on could not be checked", de.Checked-1, de.Checked)
+	}
+	fmt.Fprintf(e.stdout, "FAIL: %s: %s\n", de, what)
+	return exitError{exitFailure, errors.New("ledger verification failed: the store is damaged")}
 }

@@ -21,7 +21,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -34,6 +36,30 @@ import (
 // ErrNotInitialized is returned when the data dir has no keys and Create
 // was not set.
 var ErrNotInitialized = errors.New("data directory has no keys")
+
+// ErrNoMasterKey is returned when no master key is configured (Config.MasterKey
+// is empty) and a data dir that is not empty has no development master key
+// file: a new one would not decrypt its keysets, so none is created.
+var ErrNoMasterKey = errors.New("no master key configured")
+
+// ErrKeysMissing is returned, wrapped in a [*MissingKeysError], when a data
+// dir that already holds a ledger lacks keysets. Keys are created only in an
+// empty data dir: a new signer key would not verify the checkpoints already
+// issued, and a new token or blind key would find no earlier cardholder.
+var ErrKeysMissing = errors.New("keysets missing")
+
+// MissingKeysError names the keysets missing from a populated data dir.
+type MissingKeysError struct {
+	Dir     string
+	Keysets []string // names, in crypto.KeysetNames order
+}
+
+func (e *MissingKeysError) Error() string {
+	return fmt.Sprintf("data dir %s has a ledger but no %s keyset (%s missing)",
+		e.Dir, strings.Join(e.Keysets, ", "), filepath.Join(KeysetsDir(e.Dir), e.Keysets[0]+".json"))
+}
+
+func (e *MissingKeysError) Unwrap() error { return ErrKeysMissing }
 
 // Config says which data dir to open and how.
 type Config struct {
@@ -72,6 +98,12 @@ type Node struct {
 	// DevMaster is true when the master key is the development file inside
 	// the data dir.
 	DevMaster bool
+	// Warnings are plain messages about the data dir that did not stop the
+	// open (a data dir that group or others can reach); the caller shows
+	// them.
+	Warnings []string
+
+	lock *os.File // the data dir's lock; nil for a read-only open without one
 
 	closeOnce sync.Once
 	closeErr  error
@@ -86,9 +118,21 @@ func KeysetsDir(dir string) string { return filepath.Join(dir, "keysets") }
 // DevSecretPath is the sealed development webhook secret of dir.
 func DevSecretPath(dir string) string { return filepath.Join(dir, "dev-source.secret") }
 
+// LockPath is the lock file of dir. Every Open and OpenKeys holds an
+// exclusive advisory lock on it until Close, so that no two processes use
+// one data dir (a `keys rotate` while a server runs would replace a keyset
+// file under the server's feet). The ledger also locks its own directory.
+func LockPath(dir string) string { return filepath.Join(dir, "PAYTRAIL.LOCK") }
+
 // OpenKeys opens the master key and keysets only (for `keys` commands),
-// creating them when cfg.Create is set.
-func OpenKeys(ctx context.Context, cfg Config) (*Node, error) {
+// creating them when cfg.Create is set and the data dir is empty. It holds
+// the data dir's lock until Close.
+//
+// Keys are created only in an empty data dir. A data dir that holds a
+// ledger (or a key store) but lacks a keyset gives a [*MissingKeysError];
+// one that holds a ledger or keysets but has no master key file, with
+// cfg.MasterKey empty, gives [ErrNoMasterKey]. Neither writes anything.
+func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("datadir: Dir is required")
 	}
@@ -97,25 +141,51 @@ func OpenKeys(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Dir: dir}
-	if cfg.Create {
+	if cfg.Create && !cfg.ReadOnly {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("failed to create data dir: %w", err)
 		}
-	} else if _, err := os.Stat(dir); err != nil {
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
 		return nil, fmt.Errorf("failed to open data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("failed to open data dir: %s is not a directory", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		n.Warnings = append(n.Warnings, fmt.Sprintf("data dir %s has mode %04o: group or others can reach it; chmod 700 it", dir, perm))
+	}
+	if n.lock, err = lockDir(dir, cfg.ReadOnly); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			n.unlock()
+		}
+	}()
+
+	st, err := inspect(dir)
+	if err != nil {
+		return nil, err
 	}
 	uri := cfg.MasterKey
 	if uri == "" {
 		n.DevMaster = true
 		path := MasterKeyPath(dir)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			if !cfg.Create {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			switch {
+			case st.populated() || len(st.keysets) > 0:
+				return nil, fmt.Errorf("%w: PAYTRAIL_MASTER_KEY is unset and %s has no master.key", ErrNoMasterKey, dir)
+			case !cfg.Create || cfg.ReadOnly:
 				return nil, fmt.Errorf("%w: no master key in %s and PAYTRAIL_MASTER_KEY is unset", ErrNotInitialized, dir)
 			}
 			if err := crypto.CreateMasterFile(path); err != nil {
 				return nil, err
 			}
 			n.CreatedMaster = true
+		} else if err != nil {
+			return nil, fmt.Errorf("failed to check master key file: %w", err)
 		}
 		uri = "file://" + path
 	}
@@ -123,12 +193,14 @@ func OpenKeys(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	ksDir := KeysetsDir(dir)
-	if cfg.Create {
-		if err := os.MkdirAll(ksDir, 0o700); err != nil {
-			return nil, fmt.Errorf("failed to create keysets dir: %w", err)
-		}
-		if err := crypto.InitKeysets(ctx, ksDir, n.Master); err != nil {
-			return nil, err
+	if missing := st.missingKeysets(); len(missing) > 0 {
+		switch {
+		case st.populated():
+			return nil, &MissingKeysError{Dir: dir, Keysets: missing}
+		case cfg.Create && !cfg.ReadOnly:
+			if err := crypto.InitKeysets(ctx, ksDir, n.Master); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if n.Keys, err = crypto.LoadKeysets(ctx, ksDir, n.Master); err != nil {
@@ -140,12 +212,108 @@ func OpenKeys(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// dirState is what a data dir holds before Open touches it.
+type dirState struct {
+	ledger, keyStore bool
+	keysets          map[string]bool // keyset files present
+}
+
+// populated reports whether the data dir holds data that depends on its
+// keys: a ledger or a key store.
+func (s dirState) populated() bool { return s.ledger || s.keyStore }
+
+func (s dirState) missingKeysets() []string {
+	var out []string
+	for _, name := range crypto.KeysetNames() {
+		if !s.keysets[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func inspect(dir string) (dirState, error) {
+	st := dirState{keysets: map[string]bool{}}
+	var err error
+	if st.ledger, err = exists(filepath.Join(dir, "ledger")); err != nil {
+		return st, err
+	}
+	if st.keyStore, err = exists(filepath.Join(dir, "keys")); err != nil {
+		return st, err
+	}
+	for _, name := range crypto.KeysetNames() {
+		ok, err := exists(filepath.Join(KeysetsDir(dir), name+".json"))
+		if err != nil {
+			return st, err
+		}
+		if ok {
+			st.keysets[name] = true
+		}
+	}
+	return st, nil
+}
+
+func exists(path string) (bool, error) {
+	_, err := os.Lstat(path)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("failed to inspect data dir: %w", err)
+	}
+}
+
+// lockDir takes the data dir's lock without waiting. Read-only opens
+// (verify, possibly of a copy on read-only media) write nothing: they lock
+// the lock file if there is one and otherwise take no lock, since no
+// paytrail process that could hold it ever opened that copy.
+func lockDir(dir string, readOnly bool) (*os.File, error) {
+	path := LockPath(dir)
+	var f *os.File
+	var err error
+	if readOnly {
+		f, err = os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	} else {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			// ledger.ErrLocked, so callers have one error to test for
+			// whichever lock was taken.
+			return nil, fmt.Errorf("%w: %s", ledger.ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("failed to lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+func (n *Node) unlock() {
+	if n.lock != nil {
+		n.lock.Close()
+		n.lock = nil
+	}
+}
+
 // Open opens the whole data dir. Close it when done.
-func Open(ctx context.Context, cfg Config) (*Node, error) {
+func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n, err := OpenKeys(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
 	opts := ledger.Options{
 		Dir:                filepath.Join(n.Dir, "ledger"),
 		CheckpointInterval: cfg.CheckpointInterval,
@@ -155,8 +323,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return n.Keys.NoteSigner(origin)
 		},
 	}
-	// The ledger takes the data dir's lock, so it opens first.
-	if n.Ledger, err = ledger.Open(ctx, opts); err != nil {
+	if n.Ledger, err = openLedger(ctx, opts); err != nil {
 		return nil, err
 	}
 	if cfg.ReadOnly {
@@ -164,7 +331,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	ks, err := keystore.Open(filepath.Join(n.Dir, "keys"), cfg.Logger)
 	if err != nil {
-		n.Ledger.Close()
 		return nil, err
 	}
 	n.KeyStore = ks
@@ -183,7 +349,15 @@ func OpenLedger(ctx context.Context, dir string) (*ledger.Ledger, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("failed to open data dir: %w", err)
 	}
-	return ledger.Open(ctx, ledger.Options{Dir: filepath.Join(dir, "ledger"), ReadOnly: true})
+	return openLedger(ctx, ledger.Options{Dir: filepath.Join(dir, "ledger"), ReadOnly: true})
+}
+
+// openLedger is ledger.Open, with a damaged store reported as an error
+// wrapping ledger.ErrDamaged rather than a panic. After such an error the
+// process should exit: the half-opened store is left as it is.
+func openLedger(ctx context.Context, opts ledger.Options) (l *ledger.Ledger, err error) {
+	defer ledger.RecoverDamaged(&err)
+	return ledger.Open(ctx, opts)
 }
 
 // Verifiers returns the checkpoint verifiers for every signer key.
@@ -215,6 +389,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.KeyStore.Close())
 		}
 		n.closeErr = errors.Join(errs...)
+		n.unlock()
 	})
 	return n.closeErr
 }
