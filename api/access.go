@@ -118,13 +118,16 @@ func scopeFilter(p *auth.Principal, requested string) (merchants []string, all b
 // requestResource names the request for a denial: the route template with
 // its parameters filled in (recordAccess redacts any card number a caller
 // put there). Query strings are left out: they are the caller's to fill.
+// The method is named from the fixed set of the metrics labels, never as
+// sent.
 func requestResource(c *gin.Context) string {
+	method := methodLabel(c.Request.Method)
 	path := c.FullPath()
 	if path == "" {
-		return c.Request.Method + " (unmatched route)"
+		return method + " (unmatched route)"
 	}
 	for _, p := range c.Params {
 		path = strings.Replace(path, ":"+p.Key, p.Value, 1)
 	}
-	return c.Request.Method + " " + path
+	return method + " " + path
 }
