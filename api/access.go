@@ -21,8 +21,15 @@ func principal(c *gin.Context) *auth.Principal {
 
 // access describes one access for the access log.
 type access struct {
-	Action        string
-	Resource      string
+	Action string
+	// Resource names what was read or attempted. It may hold caller input
+	// (path parameters, filters), so card numbers in it are redacted.
+	Resource string
+	// Returned, if set, is appended to Resource as written: server-made
+	// text (counts, sequence numbers) that redaction would mistake for card
+	// numbers. It must start with a space and a word, so that no digits of
+	// Resource run into its own.
+	Returned      string
 	Merchants     []string
 	Purpose       string
 	Justification string
@@ -36,7 +43,7 @@ func (s *Server) recordAccess(c *gin.Context, a access, status int) (uint64, err
 	p := principal(c)
 	body := ledger.AccessBody{
 		Action:    a.Action,
-		Resource:  redactPANs(a.Resource),
+		Resource:  redactPANs(a.Resource) + a.Returned,
 		Merchants: a.Merchants,
 		Purpose:   a.Purpose,
 		Reason:    redactPANs(a.Justification),
