@@ -154,3 +154,24 @@ func TestScopedAdminRevokesWithinScope(t *testing.T) {
 		t.Errorf("the * admin revokes anyone: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestScopedAdminDenialRecordsNoPAN: the merchants a denied creation asked
+// for are recorded, redacted like any caller input.
+func TestScopedAdminDenialRecordsNoPAN(t *testing.T) {
+	h := newHarness(t)
+	h.addPrincipal("admin_m1", auth.RoleAdmin, "m_bookshop")
+	r := h.do("admin_m1", "POST", "/v1/principals", map[string]any{"name": "x", "role": "auditor", "merchants": []string{"m_garage", "4111.1111.1111.1111"}})
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	e, err := h.node.Ledger.Entry(h.node.Ledger.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a ledger.AccessBody
+	if err := e.DecodeBody(&a); err != nil || a.Resource != "principals: new, for merchants m_garage,(redacted)" || len(a.Merchants) != 0 {
+		t.Errorf("denial entry %s", e.Bytes())
+	}
+	h.restart()
+	h.assertNoCardholderData("4111.1111.1111.1111")
+}
