@@ -21,8 +21,15 @@ func principal(c *gin.Context) *auth.Principal {
 
 // access describes one access for the access log.
 type access struct {
-	Action        string
-	Resource      string
+	Action string
+	// Resource names what was read or attempted. It may hold caller input
+	// (path parameters, filters), so card numbers in it are redacted.
+	Resource string
+	// Returned, if set, is appended to Resource as written: server-made
+	// text (counts, sequence numbers) that redaction would mistake for card
+	// numbers. It must start with a space and a word, so that no digits of
+	// Resource run into its own.
+	Returned      string
 	Merchants     []string
 	Purpose       string
 	Justification string
@@ -36,7 +43,7 @@ func (s *Server) recordAccess(c *gin.Context, a access, status int) (uint64, err
 	p := principal(c)
 	body := ledger.AccessBody{
 		Action:    a.Action,
-		Resource:  redactPANs(a.Resource),
+		Resource:  redactPANs(a.Resource) + a.Returned,
 		Merchants: a.Merchants,
 		Purpose:   a.Purpose,
 		Reason:    redactPANs(a.Justification),
@@ -118,13 +125,16 @@ func scopeFilter(p *auth.Principal, requested string) (merchants []string, all b
 // requestResource names the request for a denial: the route template with
 // its parameters filled in (recordAccess redacts any card number a caller
 // put there). Query strings are left out: they are the caller's to fill.
+// The method is named from the fixed set of the metrics labels, never as
+// sent.
 func requestResource(c *gin.Context) string {
+	method := methodLabel(c.Request.Method)
 	path := c.FullPath()
 	if path == "" {
-		return c.Request.Method + " (unmatched route)"
+		return method + " (unmatched route)"
 	}
 	for _, p := range c.Params {
 		path = strings.Replace(path, ":"+p.Key, p.Value, 1)
 	}
-	return c.Request.Method + " " + path
+	return method + " " + path
 }

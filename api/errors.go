@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -59,7 +60,7 @@ func toError(err error) *Error {
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return errUnauthenticated
 	case errors.Is(err, auth.ErrInvalid):
-		return badRequest("invalid_principal", err.Error())
+		return badRequest("invalid_principal", principalReason(err))
 	case errors.Is(err, auth.ErrNotFound), errors.Is(err, ledger.ErrNotFound):
 		return errNotFound
 	case errors.Is(err, ledger.ErrBadRange):
@@ -72,6 +73,20 @@ func toError(err error) *Error {
 		return errUnavailable
 	}
 	return newError(http.StatusInternalServerError, "internal", "internal error")
+}
+
+// principalReason says what is wrong with a principal definition, in text
+// fixed here: an error's own text could one day quote the input.
+func principalReason(err error) string {
+	for _, e := range []error{
+		auth.ErrInvalidName, auth.ErrNameHasPAN, auth.ErrUnknownRole,
+		auth.ErrInvalidMerchant, auth.ErrNoMerchants, auth.ErrMerchantWildcard,
+	} {
+		if errors.Is(err, e) {
+			return strings.TrimPrefix(e.Error(), auth.ErrInvalid.Error()+": ")
+		}
+	}
+	return "the name, role or merchants are not valid"
 }
 
 // abort answers c with err in the contract's JSON shape.

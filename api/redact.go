@@ -9,11 +9,11 @@ import (
 // redactedPAN replaces a card number found where none belongs.
 const redactedPAN = "(redacted)"
 
-// redactPANs replaces every run of 13 to 19 digits (single spaces or dashes
-// between digits allowed, as people write card numbers) that is a valid
-// card number. Access entries are immutable and outlive any erasure, so
-// anything a caller typed (paths, query values, justifications) goes
-// through it before it is recorded.
+// redactPANs replaces every card number in s, written with any separators
+// (see [crypto.FindPANs]: the same detector as webhook fields and the raw
+// payload), together with the digits written around it. Access entries are
+// immutable and outlive any erasure, so anything a caller typed (paths,
+// query values, justifications) goes through it before it is recorded.
 func redactPANs(s string) string {
 	var b strings.Builder
 	last := 0
@@ -29,5 +29,5 @@ func redactPANs(s string) string {
 	return b.String()
 }
 
-// hasPAN reports whether s holds a valid card number (see redactPANs).
+// hasPAN reports whether s holds a card number (see redactPANs).
 func hasPAN(s string) bool { return crypto.ContainsPAN(s) }

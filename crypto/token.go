@@ -72,45 +72,6 @@ func NormalizePAN(pan string) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// FindPANs calls fn with the byte range of each card number written in s:
-// a run of 13 to 19 digits, with at most one space or dash between two
-// digits and no digit on either side, that [NormalizePAN] accepts. This is
-// how people write card numbers, so every place that must keep them out of
-// text (stored payloads, access entries) uses it. It allocates nothing.
-func FindPANs(s string, fn func(start, end int)) {
-	var buf [maxPANDigits]byte
-	n, start := 0, 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) {
-			c := s[i]
-			if c >= '0' && c <= '9' {
-				if n == 0 {
-					start = i
-				}
-				if n < len(buf) {
-					buf[n] = c
-				}
-				n++
-				continue
-			}
-			if (c == ' ' || c == '-') && n > 0 && isASCIIDigit(s[i-1]) && i+1 < len(s) && isASCIIDigit(s[i+1]) {
-				continue
-			}
-		}
-		if n >= minPANDigits && n <= maxPANDigits && luhnValid(buf[:n]) {
-			fn(start, i)
-		}
-		n = 0
-	}
-}
-
-// ContainsPAN reports whether s holds a card number (see [FindPANs]).
-func ContainsPAN(s string) bool {
-	found := false
-	FindPANs(s, func(int, int) { found = true })
-	return found
-}
-
 func isASCIIDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // luhnValid reports whether ASCII digits pass the Luhn (mod 10) check.

@@ -40,14 +40,23 @@ func ParseRole(s string) (Role, error) {
 	case RoleAuditor, RoleFinance, RolePrivacy, RoleAdmin:
 		return r, nil
 	}
-	return "", fmt.Errorf("%w: unknown role %q (want auditor, finance, privacy or admin)", ErrInvalid, s)
+	return "", ErrUnknownRole
 }
 
 var (
 	// ErrUnauthenticated: no, malformed, unknown or revoked credentials (401).
 	ErrUnauthenticated = errors.New("unauthenticated")
-	// ErrInvalid: a malformed principal definition.
+	// ErrInvalid: a malformed principal definition. Every error that wraps
+	// it is one of the fixed errors below, which never repeat the input:
+	// the HTTP API shows their text to the caller.
 	ErrInvalid = errors.New("invalid principal")
+
+	ErrInvalidName      = fmt.Errorf("%w: the name must be 1 to 200 printable characters", ErrInvalid)
+	ErrNameHasPAN       = fmt.Errorf("%w: the name must not contain a card number", ErrInvalid)
+	ErrUnknownRole      = fmt.Errorf("%w: unknown role (want auditor, finance, privacy or admin)", ErrInvalid)
+	ErrInvalidMerchant  = fmt.Errorf("%w: bad merchant id", ErrInvalid)
+	ErrNoMerchants      = fmt.Errorf("%w: at least one merchant id or '*' is required", ErrInvalid)
+	ErrMerchantWildcard = fmt.Errorf("%w: '*' cannot be combined with merchant ids", ErrInvalid)
 )
 
 // Principal is an authenticated caller.
@@ -70,6 +79,19 @@ func (p *Principal) InScope(merchant string) bool {
 	return p.AllMerchants() || slices.Contains(p.Merchants, merchant)
 }
 
+// Covers reports whether every merchant in merchants is within the
+// principal's scope: an admin may create, list and revoke only principals
+// it covers. Only a "*" scope covers "*", and an empty list is covered by
+// none (it is no valid scope).
+func (p *Principal) Covers(merchants []string) bool {
+	for _, m := range merchants {
+		if !p.InScope(m) {
+			return false
+		}
+	}
+	return len(merchants) > 0
+}
+
 // ParseMerchants parses a --merchants flag or API list: "*" or
 // comma-separated ids.
 func ParseMerchants(list []string) ([]string, error) {
@@ -81,7 +103,7 @@ func ParseMerchants(list []string) ([]string, error) {
 				continue
 			}
 			if id != "*" && !ValidID(id) {
-				return nil, fmt.Errorf("%w: bad merchant id", ErrInvalid)
+				return nil, ErrInvalidMerchant
 			}
 			if !slices.Contains(out, id) {
 				out = append(out, id)
@@ -89,10 +111,10 @@ func ParseMerchants(list []string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: at least one merchant id or '*' is required", ErrInvalid)
+		return nil, ErrNoMerchants
 	}
 	if slices.Contains(out, "*") && len(out) > 1 {
-		return nil, fmt.Errorf("%w: '*' cannot be combined with merchant ids", ErrInvalid)
+		return nil, ErrMerchantWildcard
 	}
 	return out, nil
 }

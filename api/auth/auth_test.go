@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,6 +76,71 @@ func TestParseMerchants(t *testing.T) {
 			if got[i] != tc.want[i] {
 				t.Errorf("ParseMerchants(%q) = %v, want %v", tc.in, got, tc.want)
 			}
+		}
+	}
+}
+
+func TestCovers(t *testing.T) {
+	star := &Principal{Merchants: []string{"*"}}
+	ab := &Principal{Merchants: []string{"a", "b"}}
+	for _, tc := range []struct {
+		p         *Principal
+		merchants []string
+		want      bool
+	}{
+		{star, []string{"*"}, true},
+		{star, []string{"a", "z"}, true},
+		{ab, []string{"a"}, true},
+		{ab, []string{"b", "a"}, true},
+		{ab, []string{"*"}, false},
+		{ab, []string{"a", "c"}, false},
+		{ab, []string{"c"}, false},
+		{ab, nil, false},
+		{star, nil, false},
+	} {
+		if got := tc.p.Covers(tc.merchants); got != tc.want {
+			t.Errorf("%v.Covers(%v) = %v, want %v", tc.p.Merchants, tc.merchants, got, tc.want)
+		}
+	}
+}
+
+// TestInvalidErrorsDoNotEchoInput: the API shows these errors' text to the
+// caller, so none may repeat what the caller sent.
+func TestInvalidErrorsDoNotEchoInput(t *testing.T) {
+	const m = "Zq7echo"
+	_, err1 := ParseRole(m)
+	_, err2 := ParseMerchants([]string{m + " x"})
+	_, err3 := ParseMerchants([]string{"*", m})
+	err4 := checkName(m + "\x00")
+	err5 := checkName(m + " 4111.1111.1111.1111")
+	for i, err := range []error{err1, err2, err3, err4, err5} {
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("error %d = %v, want ErrInvalid", i+1, err)
+		} else if strings.Contains(err.Error(), m) || strings.Contains(err.Error(), "1111") {
+			t.Errorf("error %d repeats the input: %v", i+1, err)
+		}
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want error
+	}{
+		{"ops team 4 (shift 2)", nil},
+		{"Zażółć Gęślą", nil},
+		{"batch job 2026-11-20", nil},
+		{"", ErrInvalidName},
+		{strings.Repeat("x", 201), ErrInvalidName},
+		{"two\nlines", ErrInvalidName},
+		{"bad \xff utf-8", ErrInvalidName},
+		{"ops 4111111111111111", ErrNameHasPAN},
+		{"ops 4111.1111.1111.1111", ErrNameHasPAN},
+		{"ops 4111\u00a01111\u00a01111\u00a01111", ErrNameHasPAN},
+		{"ops ４１１１ １１１１ １１１１ １１１１", ErrNameHasPAN},
+	} {
+		if err := checkName(tc.name); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("checkName(%q) = %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
 )
 
@@ -45,8 +48,8 @@ var CLIActor = Actor{ID: "cli", Name: "local operator (paytrail CLI)"}
 // Create adds a principal and returns it with its token, which is shown
 // only here.
 func (s *Store) Create(ctx context.Context, actor Actor, name string, role Role, merchants []string) (*Principal, string, error) {
-	if name == "" || len(name) > 200 {
-		return nil, "", fmt.Errorf("%w: name must be 1-200 characters", ErrInvalid)
+	if err := checkName(name); err != nil {
+		return nil, "", err
 	}
 	if _, err := ParseRole(string(role)); err != nil {
 		return nil, "", err
@@ -78,6 +81,21 @@ func (s *Store) Create(ctx context.Context, actor Actor, name string, role Role,
 		return nil, "", fmt.Errorf("failed to record principal: %w", err)
 	}
 	return p, token, nil
+}
+
+// checkName validates a principal's name. Names are kept in clear in
+// admin and access entries, which outlive any erasure, so they must hold no
+// card number however it is written, nor control characters that could
+// forge lines in a log.
+func checkName(name string) error {
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) ||
+		strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) }) {
+		return ErrInvalidName
+	}
+	if crypto.ContainsPAN(name) {
+		return ErrNameHasPAN
+	}
+	return nil
 }
 
 // Revoke revokes a principal; its token stops working on the next request.

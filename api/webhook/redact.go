@@ -2,15 +2,17 @@ package webhook
 
 import (
 	"encoding/json"
-	"github.com/paytrail/paytrail/crypto"
 	"strings"
+
+	"github.com/paytrail/paytrail/crypto"
 )
 
 // redacted replaces a PAN-like value in Event.Raw.
 const redacted = "[redacted]"
 
 // panRedactor replaces, in a decoded body, every value that contains the
-// event's PAN or looks like some other PAN. It is the defence in depth behind
+// event's PAN or holds some other card number, written with any separators
+// (the one detector, [crypto.ContainsPAN], decides). It is the defence in depth behind
 // removing card.number: the ledger must never hold a full PAN, not even
 // encrypted, wherever in the body a sender put it.
 type panRedactor struct {
@@ -49,8 +51,9 @@ func (r *panRedactor) redact(v any) any {
 	return v
 }
 
-// sensitive reports whether s, or its JSON encoding, contains the PAN's
-// digits (ignoring spaces and dashes) or a Luhn-valid run of 13 to 19 digits.
+// sensitive reports whether s, or its JSON encoding, holds a card number
+// as [crypto.ContainsPAN] finds them (any separators) or the event's own
+// PAN's digits however they are written.
 func (r *panRedactor) sensitive(s string) bool {
 	if r.check(s) {
 		return true
@@ -65,13 +68,7 @@ func (r *panRedactor) sensitive(s string) bool {
 }
 
 func (r *panRedactor) check(s string) bool {
-	if countDigits(s) < 12 { // shorter than any PAN: the common case, cheaply
-		return false
-	}
-	if r.pan != "" && strings.Contains(stripSeparators(s), r.pan) {
-		return true
-	}
-	return crypto.ContainsPAN(s)
+	return crypto.ContainsPANDigits(s, r.pan) || crypto.ContainsPAN(s)
 }
 
 // panDigits returns the digits of a card number made of digits, spaces and
@@ -91,29 +88,6 @@ func panDigits(pan string) (string, bool) {
 		return "", false
 	}
 	return b.String(), true
-}
-
-func countDigits(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if isDigit(s[i]) {
-			n++
-		}
-	}
-	return n
-}
-
-func stripSeparators(s string) string {
-	if !strings.ContainsAny(s, " -") {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c != ' ' && c != '-' {
-			b = append(b, c)
-		}
-	}
-	return string(b)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
