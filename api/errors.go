@@ -33,10 +33,11 @@ func newError(status int, code, msg string) *Error {
 
 // Errors handlers branch on or return.
 var (
-	errUnauthenticated = newError(http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required")
-	errForbidden       = newError(http.StatusForbidden, "forbidden", "your role may not do this")
-	errNotFound        = newError(http.StatusNotFound, "not_found", "no such resource")
-	errUnavailable     = newError(http.StatusServiceUnavailable, "unavailable", "the ledger cannot record this request right now; try again")
+	errMerchantNotAllowed = newError(http.StatusForbidden, "merchant_not_allowed", "this webhook source may not post events for that merchant")
+	errUnauthenticated    = newError(http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required")
+	errForbidden          = newError(http.StatusForbidden, "forbidden", "your role may not do this")
+	errNotFound           = newError(http.StatusNotFound, "not_found", "no such resource")
+	errUnavailable        = newError(http.StatusServiceUnavailable, "unavailable", "the ledger cannot record this request right now; try again")
 )
 
 func badRequest(code, msg string) *Error { return newError(http.StatusBadRequest, code, msg) }
@@ -65,6 +66,8 @@ func toError(err error) *Error {
 		return errNotFound
 	case errors.Is(err, ledger.ErrBadRange):
 		return badRequest("invalid_range", "tree size or index out of range")
+	case errors.Is(err, ledger.ErrSourceConflict):
+		return newError(http.StatusConflict, "transaction_source_conflict", "this transaction id already belongs to another webhook source")
 	case errors.Is(err, ledger.ErrMerchantConflict):
 		return newError(http.StatusConflict, "transaction_merchant_conflict", "this transaction id already belongs to another merchant")
 	case errors.Is(err, ledger.ErrConflict):

@@ -109,7 +109,10 @@ func (h *harness) start() {
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
 		Sources: []Source{
 			{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}},
-			{Name: "stripe", Scheme: "stripe", Secrets: []string{testStripeSecret}, DefaultMerchant: "acct_default"},
+			{Name: "stripe", Scheme: "stripe", Secrets: []string{testStripeSecret}, DefaultMerchant: "acct_default",
+				Merchants: []string{"acct_default", "acct_1SampleMerchant", "acct_main"}},
+			// A source whose default merchant is the only one it may post for.
+			{Name: "shop", Scheme: "standard", Secrets: []string{testStandardSecret}, DefaultMerchant: "m_bookshop"},
 		},
 	})
 	if err != nil {

@@ -107,6 +107,11 @@ func (s *Server) ingest(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	if !src.allows(ev.MerchantID) {
+		s.webhookResult(src, "merchant_not_allowed")
+		s.abort(c, errMerchantNotAllowed)
+		return
+	}
 	rec, err := s.paymentRecord(c, src, webhookID, ev, body, now)
 	if err != nil {
 		s.webhookResult(src, "rejected")
@@ -125,6 +130,12 @@ func (s *Server) ingest(c *gin.Context) {
 	if errors.Is(err, ledger.ErrConflict) {
 		s.webhookResult(src, "conflict")
 		s.recordSecurityEvent(c, src.Name, "webhook.idempotency_conflict", ev.EventID, map[string]string{"original_seq": strconv.FormatUint(res.Seq, 10)})
+		s.abort(c, err)
+		return
+	}
+	if errors.Is(err, ledger.ErrSourceConflict) {
+		s.webhookResult(src, "source_conflict")
+		s.recordSecurityEvent(c, src.Name, "webhook.transaction_source_conflict", ev.EventID, map[string]string{"transaction_id": ev.TransactionID})
 		s.abort(c, err)
 		return
 	}

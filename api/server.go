@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"context"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,20 @@ type Source struct {
 	Secrets         []string // newest first
 	Tolerance       time.Duration
 	DefaultMerchant string
+	// Merchants are the merchants the source may post for ("*": any). If
+	// nil: DefaultMerchant alone, or any merchant when it is empty.
+	Merchants []string
+}
+
+// allows reports whether the source may post an event for merchant.
+func (src Source) allows(merchant string) bool {
+	switch {
+	case src.Merchants != nil:
+		return slices.Contains(src.Merchants, "*") || slices.Contains(src.Merchants, merchant)
+	case src.DefaultMerchant != "":
+		return merchant == src.DefaultMerchant
+	}
+	return true
 }
 
 // Server is paytrail's HTTP API.

@@ -181,8 +181,8 @@ func processorID(field, v string) (string, error) {
 // characters.
 func parseReference(ref string) (string, error) {
 	n := utf8.RuneCountInString(ref)
-	if n == 0 || n > maxSubjectReference || !printable(ref, false) {
-		return "", badRequest("invalid_request", "reference is required: 1 to 200 printable characters")
+	if n == 0 || n > maxSubjectReference || !printable(ref, false) || hasPAN(ref) {
+		return "", badRequest("invalid_request", "reference is required: 1 to 200 printable characters, not a card number")
 	}
 	return ref, nil
 }

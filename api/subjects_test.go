@@ -485,6 +485,7 @@ func TestSubjectRequestRejected(t *testing.T) {
 		{"unknown kind", map[string]any{"kind": "delete", "pan": testPAN, "reference": "r"}, 400, "invalid_request", "kind"},
 		{"no reference", map[string]any{"kind": "erase", "pan": testPAN}, 400, "invalid_request", "reference"},
 		{"long reference", map[string]any{"kind": "erase", "pan": testPAN, "reference": strings.Repeat("é", 201)}, 400, "invalid_request", "reference"},
+		{"PAN in reference", map[string]any{"kind": "erase", "pan": testPAN, "reference": "case 4111.1111.1111.1111"}, 400, "invalid_request", "reference"},
 		{"control in reference", map[string]any{"kind": "erase", "pan": testPAN, "reference": "a\x00b"}, 400, "invalid_request", "reference"},
 		{"unknown member", map[string]any{"kind": "erase", "pan": testPAN, "reference": "r", "cvv": "123"}, 400, "invalid_json", ""},
 		{"not JSON", "kind=erase", 400, "invalid_json", ""},

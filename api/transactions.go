@@ -153,7 +153,7 @@ func (s *Server) listTransactions(c *gin.Context) {
 	if page.Next != nil {
 		next = encodeCursor(s.keys, cursorTransactions, f.canonical, cursorPos{T: page.Next.FirstSeen.UnixNano(), ID: page.Next.TransactionID})
 	}
-	a := access{Action: "transactions.list", Resource: f.resource(page.Items), Merchants: merchantsOf(page.Items)}
+	a := access{Action: "transactions.list", Resource: f.resource(), Returned: ": " + idList(page.Items), Merchants: merchantsOf(page.Items)}
 	if _, err := s.recordAccess(c, a, http.StatusOK); err != nil {
 		s.abort(c, err)
 		return
@@ -464,7 +464,9 @@ func (s *Server) searchCard(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	a := access{Action: "cards.search", Resource: "card search: " + idList(page.Items), Merchants: merchantsOf(page.Items)}
+	// The ids come from stored state, after the redaction of what the
+	// caller sent: numeric ids side by side must not read as a card number.
+	a := access{Action: "cards.search", Resource: "card search", Returned: ": " + idList(page.Items), Merchants: merchantsOf(page.Items)}
 	if _, err := s.recordAccess(c, a, http.StatusOK); err != nil {
 		s.abort(c, err)
 		return
@@ -703,8 +705,8 @@ func (s *Server) parseTxFilters(c *gin.Context) (*txFilters, error) {
 // resource describes a list read for the access log: the non-personal
 // filters and the transactions returned. A card token links to the
 // cardholder, and entries are immutable, so the filter is recorded only as
-// present (DESIGN.md policy 3).
-func (f *txFilters) resource(items []*ledger.TxState) string {
+// present (a card token links to the person; docs/privacy-requests.md).
+func (f *txFilters) resource() string {
 	var b strings.Builder
 	b.WriteString("GET /v1/transactions")
 	sep := "?"
@@ -729,7 +731,7 @@ func (f *txFilters) resource(items []*ledger.TxState) string {
 	if f.after != nil {
 		add("cursor", "(next page)")
 	}
-	return b.String() + ": " + idList(items)
+	return b.String()
 }
 
 // parseLimit parses a list limit: absent is the default, above the maximum

@@ -261,6 +261,24 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				r.err = ErrMerchantConflict
 				continue
 			}
+			// The transaction belongs to the source that first posted it
+			// (for a transaction older than this rule: the first source
+			// to post after it).
+			owner, found, err := get(ob, key(tagState, TableTxSource, p.TransactionID))
+			if err != nil {
+				fail(err)
+				return
+			}
+			if found && string(owner) != p.Source {
+				r.err = ErrSourceConflict
+				continue
+			}
+			if !found {
+				if err := ob.Set(key(tagState, TableTxSource, p.TransactionID), []byte(p.Source), nil); err != nil {
+					fail(err)
+					return
+				}
+			}
 		}
 		if r.rec.Kind == KindAccess {
 			moved, err := stampAccess(r, &lastAccess)

@@ -15,6 +15,10 @@ var (
 	// transaction id is already the transaction of another merchant: the
 	// ledger never merges two merchants' payments into one transaction.
 	ErrMerchantConflict = errors.New("transaction id belongs to another merchant")
+	// ErrSourceConflict is returned by Append for a payment of a
+	// transaction first posted by another webhook source: a source never
+	// folds events into another processor's transactions.
+	ErrSourceConflict = errors.New("transaction id belongs to another webhook source")
 	// ErrOldLayout is returned by Open for a store whose cardholder data
 	// uses a layout this version cannot act on exactly.
 	ErrOldLayout = errors.New("ledger uses an older cardholder data layout")

@@ -17,6 +17,9 @@ const (
 	// in order) of subject_request entries whose sealed fields for that
 	// transaction supersede its personal fields.
 	TableCorrections = "corrections"
+	// TableTxSource: transaction id -> the webhook source that first
+	// posted it ([ErrSourceConflict]).
+	TableTxSource = "txsource"
 )
 
 // RestrictionKey is the [TableRestricted] key of subject's restriction for

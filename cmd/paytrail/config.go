@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ type fileConfig struct {
 	TrustedProxies []string       `yaml:"trusted_proxies"`
 	Sources        []sourceConfig `yaml:"sources"`
 	TLS            tlsConfig      `yaml:"tls"`
+	// MaxBody and MaxUpload cap webhook bodies and settlement uploads:
+	// bytes, or a number with KiB, MiB or GiB.
+	MaxBody   string `yaml:"max_body"`
+	MaxUpload string `yaml:"max_upload"`
 }
 
 // tlsConfig names the server's certificate and key files (PEM) and, for
@@ -49,6 +54,9 @@ type sourceConfig struct {
 	SecretsFile     string `yaml:"secrets_file"`
 	Tolerance       string `yaml:"tolerance"`
 	DefaultMerchant string `yaml:"default_merchant"`
+	// Merchants the source may post for; "*" for any. The default is
+	// default_merchant alone, or any merchant when there is none.
+	Merchants []string `yaml:"merchants"`
 }
 
 // settings are the resolved options of a command that opens a data dir.
@@ -189,7 +197,16 @@ func (s *settings) sources(e env) ([]api.Source, error) {
 		if sc.DefaultMerchant != "" && !auth.ValidID(sc.DefaultMerchant) {
 			return nil, fmt.Errorf("config: source %s: default_merchant must be 1 to 255 printable characters without spaces", sc.Name)
 		}
-		out = append(out, api.Source{Name: sc.Name, Scheme: sc.Scheme, Secrets: secrets, Tolerance: tol, DefaultMerchant: sc.DefaultMerchant})
+		for _, m := range sc.Merchants {
+			if m != "*" && !auth.ValidID(m) {
+				return nil, fmt.Errorf("config: source %s: merchants must be \"*\" or ids of 1 to 255 printable characters without spaces", sc.Name)
+			}
+		}
+		if sc.Merchants != nil && len(sc.Merchants) == 0 {
+			return nil, fmt.Errorf("config: source %s: merchants is empty: the source could post for no merchant", sc.Name)
+		}
+		out = append(out, api.Source{Name: sc.Name, Scheme: sc.Scheme, Secrets: secrets, Tolerance: tol,
+			DefaultMerchant: sc.DefaultMerchant, Merchants: sc.Merchants})
 	}
 	return out, nil
 }
@@ -280,4 +297,28 @@ func realPath(p string) string {
 		return filepath.Join(r, base)
 	}
 	return abs
+}
+
+// parseSize reads a size in bytes: a plain number, or one with a KiB, MiB
+// or GiB suffix. Empty is 0 (the server's default).
+func parseSize(key, v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("config: %s must be a size above 0, in bytes or with KiB, MiB or GiB, like 256MiB", key)
+	}
+	return n * mult, nil
 }

@@ -42,6 +42,14 @@ func cmdServe(ctx context.Context, e env) error {
 	// checked first, and the address is bound before the data dir is
 	// opened: a bad config or a busy port creates no data dir, keys or
 	// credentials.
+	maxBody, err := parseSize("max_body", s.file.MaxBody)
+	if err != nil {
+		return err
+	}
+	maxUpload, err := parseSize("max_upload", s.file.MaxUpload)
+	if err != nil {
+		return err
+	}
 	sources, err := s.sources(e)
 	if err != nil {
 		return err
@@ -87,6 +95,7 @@ func cmdServe(ctx context.Context, e env) error {
 	srv, err := api.New(api.Config{
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore,
 		Sources: sources, Logger: logger, TrustedProxies: s.file.TrustedProxies,
+		MaxBody: maxBody, MaxUpload: maxUpload,
 	})
 	if err != nil {
 		return err
