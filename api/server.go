@@ -1,12 +1,12 @@
 package api
 
 import (
-	"slices"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
