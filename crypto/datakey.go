@@ -44,7 +44,7 @@ type KeyStore interface {
 	Wrapped(ctx context.Context, id string) (wrapped []byte, found bool, err error)
 }
 
-// DataKeys makes and unwraps per-subject (cardholder) AES-256-GCM data
+// DataKeys makes and unwraps per-event AES-256-GCM data
 // keys, and keeps the most recently used unwrapped keys in a bounded LRU
 // cache. Keys are wrapped by the primary key of KeysetDataKey and unwrapped
 // by whichever of its keys wrapped them, so rotating KeysetDataKey affects
@@ -216,7 +216,7 @@ func validDataKeyID(id string) bool {
 	return true
 }
 
-// DataKey is one subject's AES-256-GCM key. It is safe for concurrent use.
+// DataKey is one event's AES-256-GCM key. It is safe for concurrent use.
 type DataKey struct {
 	id   string
 	aead tink.AEAD

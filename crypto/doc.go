@@ -1,6 +1,6 @@
 // Package crypto holds every use of Tink in paytrail: the master key, the
 // keysets it wraps, PAN tokenization, blind indexes and keyed digests, the
-// checkpoint signer, and the per-cardholder (subject) data keys that encrypt
+// checkpoint signer, and the data keys (one per payment event) that encrypt
 // personal fields. No other paytrail package imports Tink; callers use the
 // concrete types exported here and declare their own interfaces.
 //
@@ -12,14 +12,14 @@
 //	       blind    HMAC-SHA256 PRF: blind indexes and keyed digests
 //	       signer   Ed25519 (raw signatures): checkpoint notes
 //	       datakey  AES-256-GCM: wraps the subject data keys
-//	                  └─ subject data keys, AES-256-GCM, one per cardholder,
+//	                  └─ data keys, AES-256-GCM, one per payment event,
 //	                     wrapped bytes kept by the caller's key store
 //
 // The master key is used only when keysets are created, loaded or rotated,
 // so a remote master (Vault) is contacted at startup and on rotation, never
 // on the request path. Subject data keys are wrapped by the "datakey"
 // keyset rather than directly by the master for the same reason: a new
-// cardholder or a cache miss must not cost a KMS round trip.
+// event or a cache miss must not cost a KMS round trip.
 //
 // Rotation ([Keysets.Rotate]) adds a new primary key to a keyset and keeps
 // the old keys, so everything produced earlier still verifies, decrypts or

@@ -1,4 +1,4 @@
-// Package keystore keeps wrapped per-cardholder data keys in a Pebble
+// Package keystore keeps wrapped per-event data keys in a Pebble
 // instance of their own, beside (never inside) the ledger's, so that ledger
 // backups and replicas carry no keys and a destroyed key can be compacted
 // out of the live files promptly.
