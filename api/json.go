@@ -34,7 +34,10 @@ func decodeJSON(c *gin.Context, v any) error {
 	if err := d.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds the size limit")
+			return errBodyTooLarge
+		}
+		if isBodyTimeout(err) {
+			return errBodyTimeout
 		}
 		return badRequest("invalid_json", "the body is not the expected JSON object")
 	}

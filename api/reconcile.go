@@ -74,6 +74,9 @@ func (s *Server) createReconciliation(c *gin.Context) {
 		s.abort(c, errReconTooLarge)
 		return
 	}
+	// An authenticated, accepted upload of up to MaxUpload gets longer
+	// than a webhook body to arrive.
+	extendBodyDeadline(c, s.cfg.UploadReadTimeout)
 	run, err := reconcile.RunAndStore(c, s.ledger, reconcile.RunConfig{
 		Format:          format,
 		Report:          http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUpload),
@@ -94,6 +97,8 @@ func (s *Server) createReconciliation(c *gin.Context) {
 			s.abort(c, badRequest("malformed_report", le.Error()))
 		case errors.As(err, &tooBig):
 			s.abort(c, errReconTooLarge)
+		case isBodyTimeout(err):
+			s.abort(c, errBodyTimeout)
 		default:
 			s.abort(c, err)
 		}
