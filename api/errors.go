@@ -38,6 +38,13 @@ var (
 	errForbidden          = newError(http.StatusForbidden, "forbidden", "your role may not do this")
 	errNotFound           = newError(http.StatusNotFound, "not_found", "no such resource")
 	errUnavailable        = newError(http.StatusServiceUnavailable, "unavailable", "the ledger cannot record this request right now; try again")
+	errBodyTooLarge       = newError(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds the size limit")
+	// errBodyTimeout answers a body that did not arrive within
+	// Config.BodyReadTimeout.
+	errBodyTimeout = newError(http.StatusRequestTimeout, "body_timeout", "the request body was not received in time")
+	// errOverloaded answers a webhook delivery that does not fit in
+	// Config.MaxWebhookBuffer; it goes with a Retry-After header.
+	errOverloaded = newError(http.StatusServiceUnavailable, "overloaded", "too many webhook deliveries are being received; retry later")
 )
 
 func badRequest(code, msg string) *Error { return newError(http.StatusBadRequest, code, msg) }

@@ -18,9 +18,22 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	webhooks      *prometheus.CounterVec
 	badSignatures *prometheus.CounterVec
+	// rejected counts work refused to bound what strangers can cost, by
+	// reason (one of the reject* constants).
+	rejected *prometheus.CounterVec
+	// coalescedDenials counts failed authentication attempts recorded
+	// in coalesced entries rather than in entries of their own.
+	coalescedDenials prometheus.Counter
 }
 
-func newMetrics(reg *prometheus.Registry, l *ledger.Ledger) *metrics {
+// The reasons of paytrail_rejected_total.
+const (
+	rejectConnections   = "unauthenticated_connections"
+	rejectWebhookBuffer = "webhook_buffer"
+	rejectBodyTimeout   = "body_timeout"
+)
+
+func newMetrics(reg *prometheus.Registry, l *ledger.Ledger, s *Server) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paytrail_http_requests_total", Help: "HTTP requests by route template and status.",
@@ -35,8 +48,23 @@ func newMetrics(reg *prometheus.Registry, l *ledger.Ledger) *metrics {
 		badSignatures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paytrail_webhook_signature_failures_total", Help: "Webhook deliveries rejected for a missing, bad or stale signature.",
 		}, []string{"source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paytrail_rejected_total", Help: "Connections and requests refused to bound the work of unauthenticated clients, by reason.",
+		}, []string{"reason"}),
+		coalescedDenials: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paytrail_access_denials_coalesced_total", Help: "Failed authentication attempts recorded in coalesced access entries.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.webhooks, m.badSignatures,
+	for _, r := range []string{rejectConnections, rejectWebhookBuffer, rejectBodyTimeout} {
+		m.rejected.WithLabelValues(r)
+	}
+	reg.MustRegister(m.requests, m.latency, m.webhooks, m.badSignatures, m.rejected, m.coalescedDenials,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "paytrail_webhook_buffered_bytes", Help: "Webhook body bytes reserved by deliveries being received (bounded by max_webhook_buffer).",
+		}, func() float64 { return float64(s.webhookBuf.used.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "paytrail_unauthenticated_connections", Help: "Open connections on which no request has authenticated.",
+		}, func() float64 { return float64(s.unauthConns.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "paytrail_ledger_entries", Help: "Committed ledger entries (the Merkle tree size).",
 		}, func() float64 { return float64(l.Size()) }),

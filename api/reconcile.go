@@ -29,7 +29,9 @@ var (
 // Query parameters: format (generic or stripe, required); default_merchant
 // (the merchant of rows that name none; a caller scoped to exactly one
 // merchant defaults to it); from and to (RFC 3339, the optional explicit
-// period for missing_in_report). The body is streamed, never held whole,
+// period for missing_in_report). A form (multipart/* or
+// application/x-www-form-urlencoded, what curl -d and -F send) or JSON body
+// is 415 with a hint to send the raw CSV. The body is streamed, never held whole,
 // and capped at Config.MaxUpload (413). A malformed line answers 400
 // malformed_report naming its line and column, and nothing is stored.
 func (s *Server) createReconciliation(c *gin.Context) {
@@ -63,7 +65,7 @@ func (s *Server) createReconciliation(c *gin.Context) {
 	}
 	if ct := c.ContentType(); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || strings.HasPrefix(mt, "multipart/") || mt == "application/json" {
+		if err != nil || strings.HasPrefix(mt, "multipart/") || mt == "application/x-www-form-urlencoded" || mt == "application/json" {
 			s.abort(c, errReconMediaType)
 			return
 		}
@@ -72,6 +74,9 @@ func (s *Server) createReconciliation(c *gin.Context) {
 		s.abort(c, errReconTooLarge)
 		return
 	}
+	// An authenticated, accepted upload of up to MaxUpload gets longer
+	// than a webhook body to arrive.
+	extendBodyDeadline(c, s.cfg.UploadReadTimeout)
 	run, err := reconcile.RunAndStore(c, s.ledger, reconcile.RunConfig{
 		Format:          format,
 		Report:          http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUpload),
@@ -92,6 +97,8 @@ func (s *Server) createReconciliation(c *gin.Context) {
 			s.abort(c, badRequest("malformed_report", le.Error()))
 		case errors.As(err, &tooBig):
 			s.abort(c, errReconTooLarge)
+		case isBodyTimeout(err):
+			s.abort(c, errBodyTimeout)
 		default:
 			s.abort(c, err)
 		}

@@ -23,7 +23,7 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	e.GET("/metrics", gin.WrapH(metricsHandler))
 	e.GET("/v1/ledger/public-key", s.publicKey)
 	e.GET("/v1/ledger/public-keys", s.publicKeys)
-	e.POST("/v1/webhooks/:source", s.ingest)
+	e.POST("/v1/webhooks/:source", s.webhookBody, s.ingest)
 
 	v1 := e.Group("/v1", noStore)
 	v1.GET("/ledger/checkpoint", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpoint)

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,6 +49,44 @@ type Config struct {
 	MaxBody int64
 	// MaxUpload caps settlement report uploads. The default value is 256 MiB.
 	MaxUpload int64
+	// HeaderReadTimeout bounds reading a request's headers, from the
+	// connection's first byte or the end of the previous request. The
+	// default value is 10s.
+	HeaderReadTimeout time.Duration
+	// BodyReadTimeout bounds reading a request body, from the end of its
+	// headers to its last byte: webhook deliveries, JSON requests, and
+	// any body a handler leaves unread (net/http drains up to 256 KiB of
+	// it to reuse the connection). A body not in by then answers 408. The
+	// default value is 10s: a processor sends 1 MiB in milliseconds, and
+	// a stranger trickling bytes holds a connection no longer than this.
+	BodyReadTimeout time.Duration
+	// UploadReadTimeout replaces BodyReadTimeout for a reconciliation
+	// upload (up to MaxUpload), once its caller has authenticated and the
+	// upload is accepted for reading. The default value is 5m.
+	UploadReadTimeout time.Duration
+	// MaxWebhookBuffer caps the webhook body bytes held at once across
+	// every delivery being received: bodies are buffered whole before the
+	// signature is checked, so these are a stranger's bytes. A delivery
+	// reserves its Content-Length (MaxBody if it has none) before reading;
+	// one that does not fit answers 503 with Retry-After and reads
+	// nothing. The default value is 64 MiB; it must be at least MaxBody.
+	MaxWebhookBuffer int64
+	// MaxUnauthenticatedConns caps the connections open at once on which
+	// no request has authenticated (by bearer token, or by a webhook
+	// signature in a delivery answered 2xx). A connection accepted beyond
+	// it is closed at once. Serve enforces it. The default value is 1024.
+	MaxUnauthenticatedConns int
+	// DenialWindow and DenialBurst coalesce failed authentication
+	// attempts: per origin and action, the first DenialBurst 401s of each
+	// DenialWindow are recorded as an access entry each; later ones are
+	// counted and recorded as one entry carrying the count when the window
+	// ends (or when the server closes). The default values are 1s and 16.
+	DenialWindow time.Duration
+	DenialBurst  int
+	// MaxDenialOrigins caps the origins whose attempts are tracked at
+	// once; attempts from further origins are counted together under the
+	// origin "(other origins)". The default value is 4096.
+	MaxDenialOrigins int
 	// TrustedProxies are the proxy addresses whose X-Forwarded-For is
 	// believed for origin_ip. The default trusts none: origin is the TCP peer.
 	TrustedProxies []string
@@ -100,6 +142,15 @@ type Server struct {
 	badSigMu         sync.Mutex
 	badSigLast       map[string]time.Time
 	badSigSuppressed map[string]int
+
+	// denials coalesces floods of failed authentication attempts.
+	denials *denials
+	// webhookBuf accounts the webhook body bytes being received.
+	webhookBuf byteBudget
+	// unauthConns counts the connections Serve holds on which no request
+	// has authenticated.
+	unauthConns atomic.Int64
+	conns       sync.Map // net.Conn -> *connInfo, of Serve's connections
 }
 
 // New builds the server and its routes.
@@ -122,6 +173,33 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.HeaderReadTimeout <= 0 {
+		cfg.HeaderReadTimeout = 10 * time.Second
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = 10 * time.Second
+	}
+	if cfg.UploadReadTimeout <= 0 {
+		cfg.UploadReadTimeout = 5 * time.Minute
+	}
+	if cfg.MaxWebhookBuffer <= 0 {
+		cfg.MaxWebhookBuffer = max(64<<20, cfg.MaxBody)
+	}
+	if cfg.MaxWebhookBuffer < cfg.MaxBody {
+		return nil, fmt.Errorf("api: MaxWebhookBuffer (%d) is less than MaxBody (%d): no delivery could be received", cfg.MaxWebhookBuffer, cfg.MaxBody)
+	}
+	if cfg.MaxUnauthenticatedConns <= 0 {
+		cfg.MaxUnauthenticatedConns = 1024
+	}
+	if cfg.DenialWindow <= 0 {
+		cfg.DenialWindow = time.Second
+	}
+	if cfg.DenialBurst <= 0 {
+		cfg.DenialBurst = 16
+	}
+	if cfg.MaxDenialOrigins <= 0 {
+		cfg.MaxDenialOrigins = 4096
+	}
 	s := &Server{
 		cfg:      cfg,
 		ledger:   cfg.Ledger,
@@ -135,6 +213,8 @@ func New(cfg Config) (*Server, error) {
 		badSigLast:       map[string]time.Time{},
 		badSigSuppressed: map[string]int{},
 	}
+	s.webhookBuf.max = cfg.MaxWebhookBuffer
+	s.denials = newDenials(cfg.DenialWindow, cfg.DenialBurst, cfg.MaxDenialOrigins, s.recordCoalesced)
 	s.keyPool = newKeyPool(cfg.DataKeys, cfg.KeyStore, cfg.Logger)
 	// An erasure a crash interrupted is finished before anything is served.
 	if err := s.FinishErasures(context.Background()); err != nil {
@@ -159,7 +239,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("failed to get checkpoint verifier keys: %w", err)
 	}
 	s.verifiers = vkeys
-	s.metrics = newMetrics(cfg.Registry, cfg.Ledger)
+	s.metrics = newMetrics(cfg.Registry, cfg.Ledger, s)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -167,7 +247,7 @@ func New(cfg Config) (*Server, error) {
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: bad trusted proxies: %w", err)
 	}
-	e.Use(s.recovery(), s.metrics.middleware())
+	e.Use(s.recovery(), s.metrics.middleware(), s.bodyDeadline)
 	e.NoRoute(func(c *gin.Context) { s.abort(c, errNotFound) })
 	e.NoMethod(func(c *gin.Context) {
 		s.abort(c, newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path"))
@@ -194,26 +274,220 @@ func (s *Server) Routes() []string {
 }
 
 // Serve runs the HTTP server on l until ctx ends, then drains in-flight
-// requests (up to drain) before returning.
+// requests (up to drain) and closes the server (see Close) before
+// returning. Besides the header and body deadlines of Config, it closes
+// connections accepted beyond Config.MaxUnauthenticatedConns.
 func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration) error {
 	srv := &http.Server{
 		Handler:           s.engine,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: s.cfg.HeaderReadTimeout,
+		// A backstop only: bodyDeadline sets each request's body
+		// deadline, and the upload one for accepted uploads.
+		ReadTimeout: s.cfg.HeaderReadTimeout + s.cfg.UploadReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnContext: s.connContext,
+		ConnState:   s.connState,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- srv.Serve(capListener{Listener: l, s: s}) }()
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		if serr := srv.Shutdown(sctx); serr != nil {
+			err = fmt.Errorf("failed to drain requests: %w", serr)
+		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	cctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("failed to drain requests: %w", err)
+	return errors.Join(err, s.Close(cctx))
+}
+
+// Close records the failed authentication attempts still counted (see
+// Config.DenialWindow), so that none is lost at shutdown. Call it after
+// the last request and before closing the ledger; Serve does. Attempts
+// after it are recorded one entry each.
+func (s *Server) Close(ctx context.Context) error {
+	if err := s.denials.close(ctx); err != nil {
+		return fmt.Errorf("failed to record coalesced failed attempts: %w", err)
 	}
 	return nil
+}
+
+// connInfo is what Serve knows of one connection: whether it still counts
+// as unauthenticated.
+type connInfo struct {
+	s           *Server
+	unauthentic atomic.Bool
+}
+
+type connInfoKey struct{}
+
+// capListener hands net/http only the connections that fit under
+// MaxUnauthenticatedConns, each counted as unauthenticated; it closes the
+// others as it accepts them, before any TLS handshake, so that a refused
+// connection costs no handshake and no log line.
+type capListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.s.unauthConns.Add(1) <= int64(l.s.cfg.MaxUnauthenticatedConns) {
+			return c, nil
+		}
+		l.s.unauthConns.Add(-1)
+		l.s.metrics.rejected.WithLabelValues(rejectConnections).Inc()
+		c.Close()
+	}
+}
+
+// connContext notes a connection capListener counted as unauthenticated.
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	ci := &connInfo{s: s}
+	ci.unauthentic.Store(true)
+	s.conns.Store(c, ci)
+	return context.WithValue(ctx, connInfoKey{}, ci)
+}
+
+// connState stops counting a connection once it is gone.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	if st != http.StateClosed && st != http.StateHijacked {
+		return
+	}
+	if v, ok := s.conns.LoadAndDelete(c); ok {
+		v.(*connInfo).authenticated()
+	}
+}
+
+// authenticated stops counting the connection as unauthenticated.
+func (ci *connInfo) authenticated() {
+	if ci.unauthentic.CompareAndSwap(true, false) {
+		ci.s.unauthConns.Add(-1)
+	}
+}
+
+// markAuthenticated notes that a request on c's connection authenticated,
+// so the connection no longer counts against MaxUnauthenticatedConns.
+func markAuthenticated(c *gin.Context) {
+	if ci, ok := c.Request.Context().Value(connInfoKey{}).(*connInfo); ok {
+		ci.authenticated()
+	}
+}
+
+// bodyDeadline gives a request body BodyReadTimeout to arrive, from the
+// end of the headers. Reading the body to its end lifts the deadline:
+// net/http then watches the connection for the client going away, and a
+// deadline passing during that watch would cancel the request's context
+// while the handler works. A handler may extend it (extendBodyDeadline).
+func (s *Server) bodyDeadline(c *gin.Context) {
+	if c.Request.ContentLength != 0 && c.Request.Body != nil && c.Request.Body != http.NoBody {
+		rc := http.NewResponseController(c.Writer)
+		if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout)) == nil {
+			c.Request.Body = &deadlineBody{ReadCloser: c.Request.Body, rc: rc}
+		}
+	}
+	c.Next()
+}
+
+// extendBodyDeadline gives the rest of the request body d to arrive.
+func extendBodyDeadline(c *gin.Context, d time.Duration) {
+	if _, ok := c.Request.Body.(*deadlineBody); ok {
+		_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+// deadlineBody is a request body that lifts the connection's read deadline
+// once it has been read to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// isBodyTimeout reports whether a body read failed on its deadline.
+func isBodyTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// byteBudget is a count of bytes that may be held at once.
+type byteBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// acquire reserves n bytes, if they fit.
+func (b *byteBudget) acquire(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) { b.used.Add(-n) }
+
+// webhookBody receives a webhook delivery's body for ingest, within the
+// bounds a stranger's request gets: the body deadline (408), a
+// reservation of its bytes in MaxWebhookBuffer (503 with Retry-After when
+// it does not fit), and MaxBody (413). An unknown source is left to ingest,
+// which answers 404 without reading anything. A delivery answered 2xx was
+// signed, and its connection counts as authenticated from then on.
+func (s *Server) webhookBody(c *gin.Context) {
+	src, ok := s.sources[c.Param("source")]
+	if !ok {
+		c.Next()
+		return
+	}
+	n := s.cfg.MaxBody + 1 // the most read: one byte over the limit
+	if cl := c.Request.ContentLength; cl >= 0 && cl < n {
+		n = cl
+	}
+	if !s.webhookBuf.acquire(n) {
+		s.metrics.rejected.WithLabelValues(rejectWebhookBuffer).Inc()
+		s.webhookResult(src, "overloaded")
+		c.Header("Retry-After", "1")
+		s.abort(c, errOverloaded)
+		return
+	}
+	defer s.webhookBuf.release(n)
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, n))
+	switch {
+	case isBodyTimeout(err):
+		s.metrics.rejected.WithLabelValues(rejectBodyTimeout).Inc()
+		s.webhookResult(src, "body_timeout")
+		s.abort(c, errBodyTimeout)
+		return
+	case err != nil:
+		s.abort(c, badRequest("unreadable_body", "could not read the request body"))
+		return
+	case int64(len(body)) > s.cfg.MaxBody:
+		s.webhookResult(src, "too_large")
+		s.abort(c, errBodyTooLarge)
+		return
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	c.Next()
+	if st := c.Writer.Status(); st >= 200 && st < 300 {
+		markAuthenticated(c)
+	}
 }

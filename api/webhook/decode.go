@@ -25,9 +25,18 @@ const (
 	// maxAmount is the largest amount accepted, 2^53: beyond it IEEE 754
 	// doubles, and so many JSON implementations, skip integers.
 	maxAmount = 1 << 53
-	// maxUnixTime is 9999-12-31T23:59:59Z, the last instant RFC 3339 can
-	// write.
-	maxUnixTime = 253402300799
+)
+
+// Event times (generic occurred_at, Stripe created) must lie in
+// [minEventTime, maxEventTime). The ledger indexes them as nanoseconds
+// since 1970 in an unsigned 64-bit key part: a time before 1970 would sort
+// after every later one (and slip past from/to filters), and one after
+// 2262-04-11 overflows int64 nanoseconds, so an index row lands among the
+// 1970s and later rows become unreachable by cursor. No payment event
+// happens outside this range; refusing is failing closed.
+var (
+	minEventTime = time.Unix(0, 0).UTC()
+	maxEventTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // decoded is a body's tree and what the decoder noticed while building it.
@@ -294,9 +303,10 @@ func (f fields) year(key string) (int, error) {
 	return int(y), err
 }
 
-// unixTime returns the required unix time in seconds at key, in UTC.
+// unixTime returns the required event time in unix seconds at key, in
+// UTC, within the event time range.
 func (f fields) unixTime(key string) (time.Time, error) {
-	s, ok, err := f.integer(key, 1, maxUnixTime)
+	s, ok, err := f.integer(key, 1, maxEventTime.Unix()-1)
 	if err == nil && !ok {
 		err = f.errorf(key, "is required")
 	}
@@ -306,7 +316,8 @@ func (f fields) unixTime(key string) (time.Time, error) {
 	return time.Unix(s, 0).UTC(), nil
 }
 
-// rfc3339 returns the required RFC 3339 time at key, in UTC.
+// rfc3339 returns the required RFC 3339 event time at key, in UTC, within
+// the event time range.
 func (f fields) rfc3339(key string) (time.Time, error) {
 	s, err := f.reqStr(key)
 	if err != nil {
@@ -315,6 +326,9 @@ func (f fields) rfc3339(key string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return time.Time{}, f.errorf(key, "must be an RFC 3339 date and time")
+	}
+	if t.Before(minEventTime) || !t.Before(maxEventTime) {
+		return time.Time{}, f.errorf(key, "must be from 1970 to 2261 (UTC)")
 	}
 	return t.UTC(), nil
 }

@@ -116,6 +116,9 @@ func readStripeCharge(ev *Event, top fields) (fields, error) {
 	if ev.Currency, err = obj.currency("currency"); err != nil {
 		return fields{}, err
 	}
+	if err := checkMapped(obj, chargeAmounts, "captured"); err != nil {
+		return fields{}, err
+	}
 
 	switch ev.ProcessorType {
 	case "charge.succeeded":
@@ -151,6 +154,33 @@ func readStripeCharge(ev *Event, top fields) (fields, error) {
 	}
 	ev.Status = typeSuffix(ev.Type)
 	return readChargeDetails(ev, obj)
+}
+
+// The amount members of a charge and of a PaymentIntent: each event type
+// maps one of them, and all of them must be well typed (see checkMapped).
+var (
+	chargeAmounts        = []string{"amount", "amount_captured", "amount_refunded"}
+	paymentIntentAmounts = []string{"amount", "amount_received"}
+)
+
+// checkMapped checks the type of the members of a mapped object that some
+// event type reads, whichever this event reads: amounts (JSON integers in
+// [0, 2^53]) and, if named, one boolean. A charge.refunded event maps
+// amount_refunded, not amount, yet an amount sent as a string makes it as
+// malformed as it makes a charge.failed event, which maps it; accepting it
+// would store a body that the same object under another type refuses.
+func checkMapped(obj fields, amounts []string, boolean string) error {
+	for _, k := range amounts {
+		if _, _, err := obj.integer(k, 0, maxAmount); err != nil {
+			return err
+		}
+	}
+	if boolean != "" {
+		if _, _, err := obj.boolean(boolean); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // capturedAmount is amount_captured, or amount for API versions before it.
@@ -319,6 +349,16 @@ func readStripePaymentIntent(ev *Event, top fields) (fields, error) {
 	if ev.Currency, err = obj.currency("currency"); err != nil {
 		return fields{}, err
 	}
+	if err := checkMapped(obj, paymentIntentAmounts, ""); err != nil {
+		return fields{}, err
+	}
+	// The receipt email is the cardholder's email where the charge or
+	// payment method names none; like every mapped member, it must be
+	// well formed even when it is not used.
+	receiptEmail, err := obj.email("receipt_email")
+	if err != nil {
+		return fields{}, err
+	}
 	switch ev.ProcessorType {
 	case "payment_intent.succeeded":
 		ev.Type = EventCaptured
@@ -334,12 +374,20 @@ func readStripePaymentIntent(ev *Event, top fields) (fields, error) {
 		return fields{}, err
 	}
 	ev.Status = typeSuffix(ev.Type)
-	defer func() {
-		if ev.Cardholder.Email == "" {
-			ev.Cardholder.Email, _ = obj.email("receipt_email")
-		}
-	}()
+	address, err := readPaymentIntentDetails(ev, obj, chargeObj)
+	if err != nil {
+		return fields{}, err
+	}
+	if ev.Cardholder.Email == "" {
+		ev.Cardholder.Email = receiptEmail
+	}
+	return address, nil
+}
 
+// readPaymentIntentDetails reads the card and cardholder of a PaymentIntent
+// from its expanded latest charge, else its expanded payment method (or
+// that of its last payment error), and returns the billing address.
+func readPaymentIntentDetails(ev *Event, obj, chargeObj fields) (fields, error) {
 	if chargeObj.m != nil {
 		return readChargeDetails(ev, chargeObj)
 	}
