@@ -36,6 +36,62 @@ type fileConfig struct {
 	// bytes, or a number with KiB, MiB or GiB.
 	MaxBody   string `yaml:"max_body"`
 	MaxUpload string `yaml:"max_upload"`
+	// Limits bound what unauthenticated clients can cost (docs/operations.md,
+	// "Limits for unauthenticated clients"); unset keys keep the defaults.
+	Limits limitsConfig `yaml:"limits"`
+}
+
+type limitsConfig struct {
+	HeaderReadTimeout       string `yaml:"header_read_timeout"`
+	BodyReadTimeout         string `yaml:"body_read_timeout"`
+	UploadReadTimeout       string `yaml:"upload_read_timeout"`
+	MaxWebhookBuffer        string `yaml:"max_webhook_buffer"`
+	MaxUnauthenticatedConns int    `yaml:"max_unauthenticated_conns"`
+	DenialWindow            string `yaml:"denial_window"`
+	DenialBurst             int    `yaml:"denial_burst"`
+	MaxDenialOrigins        int    `yaml:"max_denial_origins"`
+}
+
+// apply sets the configured limits in cfg, refusing nonsense values.
+func (l limitsConfig) apply(cfg *api.Config) error {
+	for _, d := range []struct {
+		key, v string
+		to     *time.Duration
+	}{
+		{"header_read_timeout", l.HeaderReadTimeout, &cfg.HeaderReadTimeout},
+		{"body_read_timeout", l.BodyReadTimeout, &cfg.BodyReadTimeout},
+		{"upload_read_timeout", l.UploadReadTimeout, &cfg.UploadReadTimeout},
+		{"denial_window", l.DenialWindow, &cfg.DenialWindow},
+	} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v <= 0 || v > 24*time.Hour {
+			return fmt.Errorf("config: limits.%s must be a duration above 0 and at most 24h, like 10s", d.key)
+		}
+		*d.to = v
+	}
+	buf, err := parseSize("limits.max_webhook_buffer", l.MaxWebhookBuffer)
+	if err != nil {
+		return err
+	}
+	cfg.MaxWebhookBuffer = buf
+	for _, n := range []struct {
+		key string
+		v   int
+		to  *int
+	}{
+		{"max_unauthenticated_conns", l.MaxUnauthenticatedConns, &cfg.MaxUnauthenticatedConns},
+		{"denial_burst", l.DenialBurst, &cfg.DenialBurst},
+		{"max_denial_origins", l.MaxDenialOrigins, &cfg.MaxDenialOrigins},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("config: limits.%s must be above 0", n.key)
+		}
+		*n.to = n.v
+	}
+	return nil
 }
 
 // tlsConfig names the server's certificate and key files (PEM) and, for

@@ -50,6 +50,10 @@ func cmdServe(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
+	apiCfg := api.Config{TrustedProxies: s.file.TrustedProxies, MaxBody: maxBody, MaxUpload: maxUpload}
+	if err := s.file.Limits.apply(&apiCfg); err != nil {
+		return err
+	}
 	sources, err := s.sources(e)
 	if err != nil {
 		return err
@@ -92,11 +96,9 @@ func cmdServe(ctx context.Context, e env) error {
 		}
 		sources = append(sources, dev)
 	}
-	srv, err := api.New(api.Config{
-		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore,
-		Sources: sources, Logger: logger, TrustedProxies: s.file.TrustedProxies,
-		MaxBody: maxBody, MaxUpload: maxUpload,
-	})
+	apiCfg.Ledger, apiCfg.Keys, apiCfg.DataKeys, apiCfg.KeyStore = node.Ledger, node.Keys, node.DataKeys, node.KeyStore
+	apiCfg.Sources, apiCfg.Logger = sources, logger
+	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
 	}
