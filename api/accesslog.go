@@ -13,7 +13,7 @@ import (
 	"github.com/paytrail/paytrail/ledger"
 )
 
-// accessView is one access record (DESIGN.md "Views": access record).
+// accessView is one access record (docs/openapi.yaml, AccessRecord).
 type accessView struct {
 	Seq           uint64    `json:"seq"`
 	Time          time.Time `json:"time"`

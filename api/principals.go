@@ -40,7 +40,7 @@ func actorOf(c *gin.Context) auth.Actor {
 // merchant scope.
 var errPrincipalScope = newError(http.StatusForbidden, "forbidden", "your merchant scope does not cover the merchants asked for")
 
-// Scope binds admins too (DESIGN.md "HTTP contract"): an admin creates,
+// Scope binds admins too (docs/openapi.yaml): an admin creates,
 // lists and revokes only principals whose merchants are all within its own
 // scope, so an admin of one merchant can neither mint a "*" auditor nor see
 // or revoke the principals of another merchant. A principal outside the

@@ -26,7 +26,8 @@ import (
 )
 
 // PolicyVersion is the privacy policy version this build enforces; every
-// entry records it (DESIGN.md policy item 7).
+// entry records it, so that a later policy never weakens protection of
+// data collected earlier.
 const PolicyVersion = 1
 
 // Config holds the server's dependencies. Every field without a documented

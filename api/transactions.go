@@ -22,7 +22,7 @@ import (
 	"github.com/paytrail/paytrail/ledger"
 )
 
-// Disclosure purposes (DESIGN.md policy 4) and the roles that may use them.
+// Disclosure purposes (SECURITY.md, "What is and is not protected") and the roles that may use them.
 const (
 	purposeFraud      = "fraud_investigation"
 	purposeLegal      = "legal_obligation"
@@ -40,7 +40,7 @@ func purposeAllowed(role auth.Role, purpose string) bool {
 	return false
 }
 
-// List limits (DESIGN.md "Lists").
+// List limits (docs/openapi.yaml).
 const (
 	defaultListLimit = 50
 	maxListLimit     = 500
@@ -85,7 +85,7 @@ type entryView struct {
 	EventID       string    `json:"event_id"`
 }
 
-// txView is the masked transaction view (DESIGN.md "Views"): financial
+// txView is the masked transaction view (docs/openapi.yaml): financial
 // facts, the masked card, and in the single view the entries.
 type txView struct {
 	TransactionID     string      `json:"transaction_id"`

@@ -26,7 +26,7 @@ import (
 // Role is a principal's part in processing.
 type Role string
 
-// The roles (DESIGN.md "Who uses it").
+// The roles (docs/openapi.yaml, "Roles").
 const (
 	RoleAuditor Role = "auditor"
 	RoleFinance Role = "finance"

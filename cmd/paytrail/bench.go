@@ -635,7 +635,7 @@ func (g *benchGen) next() benchEvent {
 	return benchEvent{id: id, body: b}
 }
 
-// genericEvent is paytrail's generic event JSON (DESIGN.md), with a full
+// genericEvent is paytrail's generic event JSON (docs/webhooks.md), with a full
 // PAN as such processors send it, and sometimes a CVC, which the server
 // must strip.
 func (g *benchGen) genericEvent(id string, tx *benchTx, typ string, amount int64, at time.Time) map[string]any {
