@@ -43,8 +43,7 @@ const (
 // inconsistent with what was pinned (exit 1).
 var errCheckFailed = errors.New("remote ledger check failed")
 
-// verifyRemote is the remote auditor's check (docs/auditors.md; "Contract details /
-// Ledger"). It fetches the server's latest checkpoint and verifies its
+// verifyRemote is the remote auditor's check (docs/auditors.md). It fetches the server's latest checkpoint and verifies its
 // signature with the pinned verifier key vkey (the key itself, or a file
 // holding it); the checkpoint's origin must be the key's name. With no
 // checkpoint file yet it trusts this first checkpoint and writes it (mode
