@@ -162,6 +162,17 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	l.lock = lock
 	popts := storeOptions(opts.ReadOnly, PebbleLogger(opts.Logger, "ledger"))
 	popts.EventListener = StoreEventListener(opts.Logger, "ledger")
+	if opts.ReadOnly {
+		// Verify reports damage from this panic (damageFromPanic): some of
+		// its scans take an iterator's end for the end of the data, which
+		// would turn a corrupt block into "rows missing". The panic names
+		// the file only, like the listener's log line.
+		popts.EventListener.DataCorruption = func(info pebble.DataCorruptionInfo) {
+			file := filepath.Base(info.Path)
+			opts.Logger.Error("store file fails its checksums", "component", "ledger", "file", file)
+			panic("ledger: on-disk corruption: " + file + ";")
+		}
+	}
 	if !opts.ReadOnly {
 		// On a full disk, Open itself waits (Pebble writes a MANIFEST, an
 		// OPTIONS file and a WAL): one line says so, and it goes on once
