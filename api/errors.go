@@ -79,7 +79,9 @@ func toError(err error) *Error {
 		return newError(http.StatusConflict, "transaction_merchant_conflict", "this transaction id already belongs to another merchant")
 	case errors.Is(err, ledger.ErrConflict):
 		return newError(http.StatusConflict, "idempotency_conflict", "this event id was already received with a different body")
-	case errors.Is(err, ledger.ErrClosed), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ledger.ErrClosed), errors.Is(err, ledger.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		// ErrUnavailable: out of disk, or a failed commit. Nothing was
+		// acknowledged; the client retries with the same event id.
 		return errUnavailable
 	}
 	return newError(http.StatusInternalServerError, "internal", "internal error")

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/ledger"
 )
 
 const (
@@ -53,9 +55,19 @@ func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz answers 200 while the store is open and accepting appends.
+// readyz answers 200 while the ledger and the key store are open and
+// accepting writes; 503 while either is closed, failed, or waits for disk
+// space (it answers 200 again by itself once space returns).
 func (s *Server) readyz(c *gin.Context) {
-	if err := s.ledger.Healthy(); err != nil {
+	err := s.ledger.Healthy()
+	if err == nil {
+		err = s.keyStore.Healthy()
+	}
+	if errors.Is(err, ledger.ErrNoSpace) {
+		s.abort(c, newError(http.StatusServiceUnavailable, "not_ready", "out of disk space: writes are refused until space is freed"))
+		return
+	}
+	if err != nil {
 		s.abort(c, newError(http.StatusServiceUnavailable, "not_ready", "the ledger is not accepting writes"))
 		return
 	}

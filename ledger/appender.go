@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -36,7 +37,16 @@ type request struct {
 // Append queues rec for the next group commit and waits until the batch
 // holding it is durably on disk (synced), or failed. If ctx ends first,
 // Append returns ctx's error, but the record may still be committed.
+//
+// While the disk is full Append fails at once with a [*NoSpaceError]; an
+// Append already waiting when the disk fills returns one too, and its
+// record may still be committed once space returns (its idempotency key
+// then makes a retry a duplicate). Append never returns success for a
+// record that is not durable.
 func (l *Ledger) Append(ctx context.Context, rec Record) (Result, error) {
+	// Taken before the health check, so that a stall that begins after it
+	// closes this channel.
+	stalled := l.guard.Stalled()
 	if err := l.Healthy(); err != nil {
 		return Result{}, err
 	}
@@ -50,12 +60,24 @@ func (l *Ledger) Append(ctx context.Context, rec Record) (Result, error) {
 	case l.queue <- req:
 	case <-l.stop:
 		return Result{}, ErrClosed
+	case <-stalled:
+		return Result{}, l.noSpace()
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
 	select {
 	case <-req.done:
 		return req.res, req.err
+	case <-stalled:
+		// The batch holding req waits for space (or came after one that
+		// does): answer now rather than when the disk is cleaned up. req
+		// may still commit then.
+		select {
+		case <-req.done:
+			return req.res, req.err
+		default:
+			return Result{}, l.noSpace()
+		}
 	case <-l.stopped:
 		// Close raced with the enqueue: the appender may have exited
 		// without seeing req. Everything it did see is answered before
@@ -355,12 +377,23 @@ func stampAccess(r *request, last *time.Time) (time.Duration, error) {
 
 // fail answers every caller of the batch with err and marks the ledger
 // broken: after a failed commit the in-memory and on-disk state may differ,
-// so the process must restart (reopening recovers from Pebble's WAL).
+// and Pebble itself cannot go on after a failed WAL write or sync (see
+// "Out of disk" in ledger.go), so the process must restart (reopening
+// recovers from Pebble's WAL). A full disk never gets here: its writes
+// wait in the [DiskGuard] instead of failing.
+//
+// Callers get an error wrapping [ErrUnavailable] (nothing of theirs was
+// acknowledged), except for tampering, which stays [ErrTampered].
 func (l *Ledger) fail(reqs []*request, err error) {
-	l.opts.Logger.Error("ledger commit failed; refusing further appends", "err", err)
+	if !errors.Is(err, ErrTampered) && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	// The cache may hold states of the failed batch.
 	l.txStates.Purge()
-	l.broken.CompareAndSwap(nil, &failure{err})
+	if l.broken.CompareAndSwap(nil, &failure{err}) {
+		// Once: every later batch fails with the same error.
+		l.opts.Logger.Error("ledger commit failed; refusing further appends until restart", "err", err)
+	}
 	for _, r := range reqs {
 		if r.err == nil {
 			r.err = err

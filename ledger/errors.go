@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -29,7 +30,31 @@ var (
 	ErrTampered = errors.New("ledger tampered")
 	// ErrLocked is returned by Open when another process holds the data dir.
 	ErrLocked = errors.New("data directory is in use by another process")
+	// ErrUnavailable marks a write the store cannot make durable now: the
+	// disk is full, or a commit failed. Nothing it was returned for was
+	// acknowledged; it may still have been committed, so callers retry
+	// with the same idempotency key.
+	ErrUnavailable = errors.New("ledger unavailable")
+	// ErrNoSpace marks a write refused because the store's disk is full.
+	// Writes resume by themselves once space returns.
+	ErrNoSpace = fmt.Errorf("%w: no space left on device", ErrUnavailable)
 )
+
+// NoSpaceError reports that writes to the store in Dir wait for disk
+// space. It wraps [ErrNoSpace].
+type NoSpaceError struct {
+	Dir   string
+	Since time.Time // zero when unknown
+}
+
+func (e *NoSpaceError) Error() string {
+	if e.Since.IsZero() {
+		return "disk full at " + e.Dir
+	}
+	return fmt.Sprintf("disk full at %s since %s", e.Dir, e.Since.UTC().Format(time.RFC3339))
+}
+
+func (e *NoSpaceError) Unwrap() error { return ErrNoSpace }
 
 // TamperedError reports the first sequence number at which the ledger fails
 // verification. It wraps [ErrTampered].

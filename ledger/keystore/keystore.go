@@ -18,13 +18,19 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/paytrail/paytrail/ledger"
 )
 
 // Store is an open key store. Its methods are safe for concurrent use.
+//
+// On a full disk its writes wait for space (see ledger.DiskGuard) while
+// its methods fail at once with an error wrapping ledger.ErrNoSpace; they
+// succeed again once space returns, without a restart.
 type Store struct {
-	db *pebble.DB
+	db    *pebble.DB
+	guard *ledger.DiskGuard
 	// mu is held for reading by every use of db and for writing by Close,
 	// so that a write racing Close fails with ErrClosed instead of using a
 	// closed Pebble (which panics).
@@ -57,22 +63,90 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create key store dir: %w", err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: ledger.PebbleLogger(logger, "keystore"), Cleaner: deleteCleaner{}})
+	guard := ledger.NewDiskGuard(dir, logger)
+	db, err := pebble.Open(dir, &pebble.Options{
+		Logger:        ledger.PebbleLogger(logger, "keystore"),
+		EventListener: ledger.StoreEventListener(logger, "keystore"),
+		FS:            guard.FS(vfs.Default),
+		Cleaner:       deleteCleaner{},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to open key store: %w", err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, guard: guard}, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
+// Healthy reports an error when the store cannot write now: after Close,
+// or while its disk is full (an error wrapping ledger.ErrNoSpace).
+func (s *Store) Healthy() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
 	}
-	s.closed = true
-	return s.db.Close()
+	return s.guard.Err()
+}
+
+// Close closes the store. While the disk is full it does not wait for
+// writes that wait for space: it returns an error wrapping
+// ledger.ErrNoSpace, and the store closes once space returns.
+func (s *Store) Close() error {
+	done := make(chan error, 1)
+	go func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			done <- nil
+			return
+		}
+		s.closed = true
+		done <- s.db.Close()
+	}()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-s.guard.Stalled():
+			if err := s.guard.NoSpace(); err != nil {
+				return fmt.Errorf("failed to close key store: %w", err)
+			}
+		}
+	}
+}
+
+// write runs commit, which writes to the store, holding the store open
+// until it returns. It returns commit's error, or, if the disk is full or
+// fills before commit returns, an error wrapping ledger.ErrNoSpace: commit
+// then goes on, and its writes may become durable once space returns.
+func (s *Store) write(commit func() error) error {
+	stalled := s.guard.Stalled()
+	if err := s.guard.Err(); err != nil {
+		return err
+	}
+	release, err := s.use()
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer release()
+		done <- commit()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-stalled:
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		if err := s.guard.Err(); err != nil {
+			return err
+		}
+		return ledger.ErrNoSpace
+	}
 }
 
 // use holds the store open for one call; it fails after Close.
@@ -90,25 +164,28 @@ func dataKey(id string) []byte { return append([]byte("k"), id...) }
 // PutWrapped durably stores wrapped keys (one synced batch). Concurrent
 // callers share fsyncs.
 func (s *Store) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) error {
-	release, err := s.use()
-	if err != nil {
-		return err
-	}
-	defer release()
-	b := s.db.NewBatch()
-	defer b.Close()
 	for _, k := range keys {
 		if k.ID == "" || len(k.Wrapped) == 0 {
 			return errors.New("failed to store data key: empty id or key")
 		}
-		if err := b.Set(dataKey(k.ID), k.Wrapped, nil); err != nil {
-			return fmt.Errorf("failed to store data key: %w", err)
-		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	err := s.write(func() error {
+		b := s.db.NewBatch()
+		defer b.Close()
+		for _, k := range keys {
+			if err := b.Set(dataKey(k.ID), k.Wrapped, nil); err != nil {
+				return fmt.Errorf("failed to store data key: %w", err)
+			}
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("failed to store data keys: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, ledger.ErrNoSpace) {
 		return fmt.Errorf("failed to store data keys: %w", err)
 	}
-	return nil
+	return err
 }
 
 // Wrapped returns the wrapped key stored under id. found is false once the
@@ -146,6 +223,11 @@ func (s *Store) Wrapped(ctx context.Context, id string) ([]byte, bool, error) {
 func (s *Store) Destroy(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	// On a full disk the erasure would wait for space; fail at once
+	// instead, before anything is deleted.
+	if err := s.guard.Err(); err != nil {
+		return fmt.Errorf("failed to delete data keys: %w", err)
 	}
 	release, err := s.use()
 	if err != nil {
