@@ -371,7 +371,12 @@ func readChunks(it *pebble.Iterator, free <-chan *verifyChunk, ordered, work cha
 			c.buf = append(c.buf, it.Value()...)
 			if !it.Next() || !bytes.Equal(it.Key(), hashRowKey(seq)) {
 				c.buf = c.buf[:mark]
-				c.err = &TamperedError{Seq: seq, Reason: "tree hashes of the entry missing"}
+				if err := it.Error(); err != nil {
+					// A damaged block, not a missing row.
+					c.err = err
+				} else {
+					c.err = &TamperedError{Seq: seq, Reason: "tree hashes of the entry missing"}
+				}
 				break
 			}
 			c.ends = append(c.ends, len(c.buf))
