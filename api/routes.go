@@ -18,7 +18,7 @@ const (
 )
 
 // routes registers every route with the roles allowed to call it
-// (DESIGN.md "HTTP contract"). docs/openapi.yaml documents each one.
+// (the HTTP contract). docs/openapi.yaml documents each one.
 func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
