@@ -149,8 +149,14 @@ func TestRestrictionCoversLaterEvents(t *testing.T) {
 		d.expect("auditor", tx, "legal_obligation", http.StatusOK, "")
 	}
 	d.expect("auditor", "pay_r4", "fraud_investigation", http.StatusOK, "")
-	// Lifting it lifts it for the scope's later transactions too.
+	// A restriction of every merchant is not the scoped officer's to lift;
+	// the all-merchant officer lifts both.
+	h.pvOK("privacy", map[string]any{"kind": "restrict", "email": testEmail, "reference": "PRIV-R-ALL"}, 4)
 	h.pvOK("privacy_m1", map[string]any{"kind": "unrestrict", "email": testEmail, "reference": "PRIV-R-2"}, 3)
+	d.expect("auditor", "pay_r1", "fraud_investigation", http.StatusForbidden, "subject_restricted")
+	d.expect("auditor", "pay_r4", "fraud_investigation", http.StatusForbidden, "subject_restricted")
+	h.pvOK("privacy_m1", map[string]any{"kind": "restrict", "email": testEmail, "reference": "PRIV-R-3"}, 3)
+	h.pvOK("privacy", map[string]any{"kind": "unrestrict", "email": testEmail, "reference": "PRIV-R-ALL-2"}, 4)
 	for _, tx := range []string{"pay_r1", "pay_r2", "pay_r3"} {
 		d.expect("auditor", tx, "fraud_investigation", http.StatusOK, "")
 	}

@@ -496,11 +496,16 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		// Every candidate, not only those with rows: a later event
 		// indexed under the primary key of an identifier is covered too.
 		var v []byte // nil deletes: unrestrict
+		scopes := scope
 		if req.Kind == subjectRequestRestrict {
 			v = []byte(req.reference)
+		} else if p.AllMerchants() {
+			// An officer of every merchant lifts the restrictions scoped
+			// officers made too, for the merchants acted on.
+			scopes = append(slices.Clone(scope), m.merchants...)
 		}
 		for _, subj := range m.candidates {
-			for _, sc := range scope {
+			for _, sc := range scopes {
 				rec.State = append(rec.State, ledger.StateRow{Table: ledger.TableRestricted, Key: ledger.RestrictionKey(subj, sc), Value: v})
 			}
 		}
