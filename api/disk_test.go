@@ -4,57 +4,17 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/paytrail/paytrail/ledger/disktest"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/paytrail/paytrail/api/auth"
 )
-
-// mountTmpfs mounts a tmpfs of the given size on a new directory and
-// unmounts it in Cleanup, after the server registered later is stopped.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("skipping out-of-disk test: mounting a %s tmpfs failed (%v); it needs root or CAP_SYS_ADMIN", size, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("failed to unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a ballast file in dir until the file system is full.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "ballast")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int{1 << 20, 64 << 10, 4 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return path
-}
 
 // newHarnessAt is newHarness with the data dir at dir, and only the
 // finance principal.
@@ -77,7 +37,7 @@ func newHarnessAt(t *testing.T, dir string) *harness {
 // accepted again without a restart, and every event answered 200 is in
 // the ledger after a restart.
 func TestOutOfDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := disktest.MountTmpfs(t, "8m")
 	h := newHarnessAt(t, filepath.Join(mnt, "data"))
 
 	var acked []string // transaction ids of events answered 200
@@ -110,7 +70,7 @@ func TestOutOfDisk(t *testing.T) {
 		t.Fatalf("readyz before the disk filled: %d", s)
 	}
 
-	ballast := fillDisk(t, mnt)
+	ballast := disktest.Fill(t, mnt)
 	i := 5
 	for ; i < 5000; i++ {
 		if post(i).Status == http.StatusServiceUnavailable {

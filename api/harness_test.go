@@ -220,6 +220,13 @@ func (h *harness) postStandard(msgID string, body []byte) response {
 
 func (h *harness) postStandardRaw(msgID string, body []byte, ctype string) response {
 	h.t.Helper()
+	return h.postToSource("dev", msgID, body, ctype)
+}
+
+// postToSource posts body to a standard-scheme source (they all share
+// the test secret).
+func (h *harness) postToSource(source, msgID string, body []byte, ctype string) response {
+	h.t.Helper()
 	wh, err := standardwebhooks.NewWebhook(testStandardSecret)
 	if err != nil {
 		h.t.Fatal(err)
@@ -229,7 +236,7 @@ func (h *harness) postStandardRaw(msgID string, body []byte, ctype string) respo
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return h.do("", "POST", "/v1/webhooks/dev", body, "Content-Type", ctype,
+	return h.do("", "POST", "/v1/webhooks/"+source, body, "Content-Type", ctype,
 		"webhook-id", msgID, "webhook-timestamp", fmt.Sprint(now.Unix()), "webhook-signature", sig)
 }
 

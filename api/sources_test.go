@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
-
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/paytrail/paytrail/ledger"
 )
@@ -14,17 +11,7 @@ import (
 // postTo posts body to the standard-scheme source name.
 func (h *harness) postTo(source, msgID string, body []byte) response {
 	h.t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testStandardSecret)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	now := time.Now()
-	sig, err := wh.Sign(msgID, now, body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return h.do("", "POST", "/v1/webhooks/"+source, body, "Content-Type", "application/json",
-		"webhook-id", msgID, "webhook-timestamp", fmt.Sprint(now.Unix()), "webhook-signature", sig)
+	return h.postToSource(source, msgID, body, "application/json")
 }
 
 // A source posts only for its merchants: by default its default merchant

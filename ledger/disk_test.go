@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/paytrail/paytrail/ledger/disktest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,47 +16,6 @@ import (
 	"testing"
 	"time"
 )
-
-// mountTmpfs mounts a tmpfs of the given size (e.g. "8m") on a new
-// directory and unmounts it in Cleanup, after everything registered later
-// (the stores) is closed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("skipping out-of-disk test: mounting a %s tmpfs failed (%v); it needs root or CAP_SYS_ADMIN", size, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("failed to unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a ballast file in dir until the file system is full
-// and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "ballast")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int{1 << 20, 64 << 10, 4 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return path
-}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -112,7 +72,7 @@ func checkAcked(t *testing.T, dir string, keys *testKeys, acked map[uint64]strin
 // crash), Healthy says so, and once space returns appends succeed again in
 // the same process; every acknowledged record survives a reopen.
 func TestFullDiskRecoversWithoutRestart(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := disktest.MountTmpfs(t, "8m")
 	dir := filepath.Join(mnt, "ledger")
 	var keys testKeys
 	logs := &syncBuffer{}
@@ -139,7 +99,7 @@ func TestFullDiskRecoversWithoutRestart(t *testing.T) {
 		}
 	}
 
-	ballast := fillDisk(t, mnt)
+	ballast := disktest.Fill(t, mnt)
 	var failed error
 	for i := 10; i < 100000 && failed == nil; i++ {
 		failed = appendOne(i)
@@ -183,13 +143,13 @@ func TestFullDiskRecoversWithoutRestart(t *testing.T) {
 // TestCloseOnFullDisk: Close does not hang on a full disk; it returns a
 // *NoSpaceError and finishes closing once space returns.
 func TestCloseOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := disktest.MountTmpfs(t, "8m")
 	dir := filepath.Join(mnt, "ledger")
 	var keys testKeys
 	l := openTest(t, dir, &keys)
 	ctx := context.Background()
 	acked := map[uint64]string{}
-	ballast := fillDisk(t, mnt)
+	ballast := disktest.Fill(t, mnt)
 	for i := 0; ; i++ {
 		rec := adminRecord(i)
 		res, err := l.Append(ctx, rec)
@@ -230,7 +190,7 @@ func TestCloseOnFullDisk(t *testing.T) {
 // writing logs. Open waits, saying so in one line, and opens once space
 // returns.
 func TestOpenOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := disktest.MountTmpfs(t, "8m")
 	dir := filepath.Join(mnt, "ledger")
 	var keys testKeys
 	l := openTest(t, dir, &keys)
@@ -247,7 +207,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ballast := fillDisk(t, mnt)
+	ballast := disktest.Fill(t, mnt)
 	logs := &syncBuffer{}
 	type opened struct {
 		l   *Ledger
