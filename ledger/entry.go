@@ -56,13 +56,6 @@ type Record struct {
 	Body any
 	// Unique, if set, makes the append idempotent on Unique.Key.
 	Unique *Unique
-	// NewKeys are wrapped data keys first used by this record. The
-	// producer stores them durably in the key store before calling Append
-	// (an entry must never be durable without its key; a key without an
-	// entry is harmless), in parallel with other producers rather than
-	// inside the single appender. They travel with the record so that a
-	// replica applying the same stream can store them too.
-	NewKeys []WrappedKey
 	// Link, on a payment record with personal data, indexes the event for
 	// cardholder requests (subject rows; see subject.go).
 	Link *SubjectLink
