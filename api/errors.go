@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -104,7 +105,15 @@ func principalReason(err error) string {
 // abort answers c with err in the contract's JSON shape.
 func (s *Server) abort(c *gin.Context, err error) {
 	e := toError(err)
-	if e.Status >= 500 {
+	switch {
+	case e.Status == http.StatusServiceUnavailable:
+		// Expected while the disk is full or the server is overloaded,
+		// and then for every request: one line per route and code per
+		// interval.
+		if n, ok := s.logLimit.allow("503 "+c.FullPath()+" "+e.Code, time.Now()); ok {
+			s.log.Warn("request answered 503", "route", c.FullPath(), "code", e.Code, "err", err, "suppressed_since_last", n)
+		}
+	case e.Status >= 500:
 		s.log.Error("request failed", "route", c.FullPath(), "status", e.Status, "err", err)
 	}
 	c.AbortWithStatusJSON(e.Status, gin.H{"error": gin.H{"code": e.Code, "message": e.Message}})

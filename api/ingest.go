@@ -173,21 +173,12 @@ func (s *Server) webhookResult(src Source, result string) {
 	s.metrics.webhooks.WithLabelValues(src.Name, result).Inc()
 }
 
-// badSigLogEvery rate-limits bad-signature log lines to one per source per
-// interval; the metric counts every one.
-const badSigLogEvery = 10 * time.Second
-
+// logBadSignature logs a rejected signature, one line per source per
+// logEvery; the metric counts every one.
 func (s *Server) logBadSignature(source, ip string) {
-	s.badSigMu.Lock()
-	defer s.badSigMu.Unlock()
-	now := time.Now()
-	if now.Sub(s.badSigLast[source]) < badSigLogEvery {
-		s.badSigSuppressed[source]++
-		return
+	if n, ok := s.logLimit.allow("bad signature "+source, time.Now()); ok {
+		s.log.Warn("webhook signature rejected", "source", source, "origin_ip", ip, "suppressed_since_last", n)
 	}
-	s.log.Warn("webhook signature rejected", "source", source, "origin_ip", ip, "suppressed_since_last", s.badSigSuppressed[source])
-	s.badSigLast[source] = now
-	s.badSigSuppressed[source] = 0
 }
 
 // sameDelivery reports whether the entry at seq was made from body.

@@ -140,9 +140,8 @@ type Server struct {
 	// between sealing an event and appending it.
 	beforeAppend atomic.Pointer[func(eventID string)]
 
-	badSigMu         sync.Mutex
-	badSigLast       map[string]time.Time
-	badSigSuppressed map[string]int
+	// logLimit keeps repeated warnings to one line per interval.
+	logLimit *logLimiter
 
 	// denials coalesces floods of failed authentication attempts.
 	denials *denials
@@ -211,8 +210,7 @@ func New(cfg Config) (*Server, error) {
 		now:      func() time.Time { return cfg.Now().UTC() },
 		sources:  map[string]Source{},
 
-		badSigLast:       map[string]time.Time{},
-		badSigSuppressed: map[string]int{},
+		logLimit: newLogLimiter(logEvery),
 	}
 	s.webhookBuf.max = cfg.MaxWebhookBuffer
 	s.denials = newDenials(cfg.DenialWindow, cfg.DenialBurst, cfg.MaxDenialOrigins, s.recordCoalesced)

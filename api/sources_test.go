@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/paytrail/paytrail/ledger"
@@ -85,5 +86,28 @@ func TestTransactionSourceConflict(t *testing.T) {
 	}
 	if r := h.postTo("dev", "msg_own_4", genericEvent(t, map[string]any{"id": "evt_own_4", "transaction_id": "pay_owned"})); r.Status != http.StatusConflict {
 		t.Fatalf("other source after restart: %d %s", r.Status, r.Body)
+	}
+}
+
+// A flood of 503s (a closed ledger here; a full disk in practice) is one
+// log line per route and interval, not one per request.
+func TestUnavailableAnswersLogOnce(t *testing.T) {
+	h := newHarness(t)
+	if err := h.node.Ledger.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if r := h.do("auditor", "GET", "/v1/transactions", nil); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("with the ledger closed: %d %s", r.Status, r.Body)
+		}
+	}
+	var loud int
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			loud++
+		}
+	}
+	if loud > 2 {
+		t.Fatalf("%d warning and error lines for 50 answers 503, want at most 2:\n%s", loud, h.logs.String())
 	}
 }

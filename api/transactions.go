@@ -483,7 +483,9 @@ func (s *Server) searchCard(c *gin.Context) {
 // access that cannot be recorded must not happen, so no data is read.
 func (s *Server) ready(c *gin.Context) bool {
 	if err := s.ledger.Healthy(); err != nil {
-		s.log.Error("ledger cannot record access; refusing to read", "route", c.FullPath(), "err", err)
+		if n, ok := s.logLimit.allow("refusing to read "+c.FullPath(), time.Now()); ok {
+			s.log.Error("ledger cannot record access; refusing to read", "route", c.FullPath(), "err", err, "suppressed_since_last", n)
+		}
 		s.abort(c, errUnavailable)
 		return false
 	}
