@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
@@ -30,12 +31,13 @@ type keyPool struct {
 	dataKeys *crypto.DataKeys
 	store    keyWriter
 	log      *slog.Logger
+	logLimit *logLimiter // a failing store fails every refill
 	keys     chan *crypto.DataKey
 	filling  atomic.Bool
 }
 
 func newKeyPool(dk *crypto.DataKeys, store keyWriter, log *slog.Logger) *keyPool {
-	return &keyPool{dataKeys: dk, store: store, log: log, keys: make(chan *crypto.DataKey, keyPoolSize)}
+	return &keyPool{dataKeys: dk, store: store, log: log, logLimit: newLogLimiter(logEvery), keys: make(chan *crypto.DataKey, keyPoolSize)}
 }
 
 // take returns a fresh data key whose wrapped bytes are durably stored.
@@ -81,7 +83,9 @@ func (p *keyPool) refill() {
 			// The pool outlives no request: a fill that fails because the
 			// key store closed is the end of the process.
 			if err := p.store.PutWrapped(context.Background(), wrapped); err != nil {
-				p.log.Warn("failed to store data keys for the pool", "err", err)
+				if n, ok := p.logLimit.allow("pool", time.Now()); ok {
+					p.log.Warn("failed to store data keys for the pool", "err", err, "suppressed_since_last", n)
+				}
 				return
 			}
 			for _, k := range batch {
