@@ -168,15 +168,7 @@ func eraseRows(b *overlayBatch, id string, txs []string) (*Shred, error) {
 // SubjectTransactions returns the ids of the transactions in which an event
 // carries subject, in id order.
 func (l *Ledger) SubjectTransactions(subject string) ([]string, error) {
-	rows, err := l.rows(key(tagSubject, subjTxs, subject))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(rows))
-	for i, r := range rows {
-		out[i] = r.part
-	}
-	return out, nil
+	return l.parts(key(tagSubject, subjTxs, subject))
 }
 
 // TransactionSubjects returns the subjects carried by the events of
@@ -197,7 +189,12 @@ func (l *Ledger) TransactionSubjects(tx string) ([]string, error) {
 // TransactionDataKeys returns the ids of the data keys of transaction tx's
 // events that were not erased, in id order.
 func (l *Ledger) TransactionDataKeys(tx string) ([]string, error) {
-	rows, err := l.rows(key(tagSubject, subjTxKeys, tx))
+	return l.parts(key(tagSubject, subjTxKeys, tx))
+}
+
+// parts returns the last key part of every row with prefix, in key order.
+func (l *Ledger) parts(prefix []byte) ([]string, error) {
+	rows, err := l.rows(prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -296,19 +293,20 @@ func (l *Ledger) FinishShred(ctx context.Context, sh Shred) error {
 		return err
 	}
 	defer release()
+	// One span per table, from the first erased row to the last: subjects
+	// and transaction ids are scattered, and one compaction of the span
+	// costs less than one per subject or transaction (each of which would
+	// rewrite the files it overlaps at every level).
 	var spans [][2][]byte
-	for _, s := range sh.Subjects {
-		p := key(tagSubject, subjTxs, s)
-		spans = append(spans, [2][]byte{p, prefixEnd(p)})
-	}
-	if len(sh.TxIDs) > 0 {
-		// One span from the first erased transaction's rows to the last:
-		// transaction ids are scattered, and one compaction of the span
-		// costs less than one per transaction.
-		txs := slices.Sorted(slices.Values(sh.TxIDs))
-		lo := key(tagSubject, subjTxKeys, txs[0])
-		hi := prefixEnd(key(tagSubject, subjTxKeys, txs[len(txs)-1]))
-		spans = append(spans, [2][]byte{lo, hi})
+	for _, t := range []struct {
+		table string
+		ids   []string
+	}{{subjTxs, sh.Subjects}, {subjTxKeys, sh.TxIDs}} {
+		if len(t.ids) == 0 {
+			continue
+		}
+		ids := slices.Sorted(slices.Values(t.ids))
+		spans = append(spans, [2][]byte{key(tagSubject, t.table, ids[0]), prefixEnd(key(tagSubject, t.table, ids[len(ids)-1]))})
 	}
 	if err := l.db.Flush(); err != nil {
 		return fmt.Errorf("failed to flush erased subject rows: %w", err)
