@@ -25,7 +25,7 @@ const (
 	EventSettled    EventType = ledger.TypeSettled
 	// EventOpaque is an event paytrail stores but does not interpret: its
 	// Amount, Currency and Status are empty and its TransactionID is a best
-	// effort that may be empty.
+	// effort (for Stripe, the event's own id when nothing better is there).
 	EventOpaque EventType = ledger.TypeOpaque
 )
 

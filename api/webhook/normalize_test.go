@@ -480,9 +480,9 @@ func TestNormalizeStripeLenient(t *testing.T) {
 		{"no card", "stripe-charge-succeeded.json", func(m map[string]any) { delete(object(m), "payment_method_details") },
 			func(ev *webhook.Event) bool { return ev.Card == webhook.Card{} }},
 		{"opaque without data", "stripe-customer-created.json", func(m map[string]any) { delete(m, "data") },
-			func(ev *webhook.Event) bool { return ev.Type == webhook.EventOpaque && ev.TransactionID == "" }},
+			func(ev *webhook.Event) bool { return ev.Type == webhook.EventOpaque && ev.TransactionID == ev.EventID }},
 		{"opaque with odd data", "stripe-customer-created.json", func(m map[string]any) { m["data"] = []any{1} },
-			func(ev *webhook.Event) bool { return ev.Type == webhook.EventOpaque && ev.TransactionID == "" }},
+			func(ev *webhook.Event) bool { return ev.Type == webhook.EventOpaque && ev.TransactionID == ev.EventID }},
 		{"opaque charge", "stripe-charge-succeeded.json", func(m map[string]any) { m["type"] = "charge.updated" },
 			func(ev *webhook.Event) bool {
 				return ev.Type == webhook.EventOpaque && ev.TransactionID == "pi_3QaSampleIntent01" &&

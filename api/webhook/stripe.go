@@ -27,7 +27,9 @@ import "strings"
 //
 // Any other type becomes [EventOpaque]: only id, type, created and the
 // merchant are required, and TransactionID is a best effort from
-// data.object's id, payment_intent and charge.
+// data.object's id, payment_intent and charge, else the event's own id:
+// every event belongs to a transaction, so that cardholder requests can
+// reach its personal data.
 //
 // Sensitive authentication data is stripped as for generic events, although
 // Stripe never sends it. Every error wraps [ErrMalformed]; a field's error is
@@ -439,8 +441,10 @@ func readStripeOpaque(ev *Event, top fields) (fields, error) {
 	switch {
 	case pi != "" || charge != "":
 		setTransaction(ev, pi, charge)
-	default:
+	case id != "":
 		ev.TransactionID = id
+	default:
+		ev.TransactionID = ev.EventID
 	}
 	return fields{}, nil
 }
