@@ -90,16 +90,7 @@ func TestAccessEntriesRedactAnyPANForm(t *testing.T) {
 		want += 2
 	}
 
-	r := h.do("auditor", "GET", "/v1/access-log?limit=500", nil)
-	if r.Status != http.StatusOK {
-		t.Fatalf("access log: %d %s", r.Status, r.Body)
-	}
-	var page struct {
-		Items []accessView `json:"items"`
-	}
-	if err := json.Unmarshal(r.Body, &page); err != nil {
-		t.Fatal(err)
-	}
+	page := h.accessLogPage("auditor", "limit=500")
 	redacted := 0
 	for _, a := range page.Items {
 		for _, v := range []string{a.Resource, a.Justification} {
@@ -205,16 +196,7 @@ func TestAccessLogReadKeepsItsSeqList(t *testing.T) {
 		h.do("admin", "GET", "/v1/principals", nil)
 	}
 	actor := h.ids["admin"]
-	r := h.do("auditor", "GET", "/v1/access-log?limit=500&actor="+actor, nil)
-	if r.Status != http.StatusOK {
-		t.Fatalf("access log: %d %s", r.Status, r.Body)
-	}
-	var page struct {
-		Items []accessView `json:"items"`
-	}
-	if err := json.Unmarshal(r.Body, &page); err != nil {
-		t.Fatal(err)
-	}
+	page := h.accessLogPage("auditor", "limit=500&actor="+actor)
 	seqs := make([]string, len(page.Items))
 	for i, a := range page.Items {
 		seqs[i] = fmt.Sprint(a.Seq)
@@ -232,7 +214,7 @@ func TestAccessLogReadKeepsItsSeqList(t *testing.T) {
 		t.Errorf("resource\n%q, want\n%q", a.Resource, want)
 	}
 
-	r = h.do("admin", "GET", "/v1/access-log?actor="+url.QueryEscape("4111.1111.1111.1111"), nil)
+	r := h.do("admin", "GET", "/v1/access-log?actor="+url.QueryEscape("4111.1111.1111.1111"), nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("access log: %d %s", r.Status, r.Body)
 	}
@@ -240,4 +222,18 @@ func TestAccessLogReadKeepsItsSeqList(t *testing.T) {
 	if err := e.DecodeBody(&a); err != nil || a.Resource != "GET /v1/access-log?actor=(redacted) returned no entries" {
 		t.Errorf("resource %q", a.Resource)
 	}
+}
+
+// accessLogPage reads one page of the access log as `as`.
+func (h *harness) accessLogPage(as, query string) viewsAccessPage {
+	h.t.Helper()
+	r := h.do(as, "GET", "/v1/access-log?"+query, nil)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("access log: %d %s", r.Status, r.Body)
+	}
+	var page viewsAccessPage
+	if err := json.Unmarshal(r.Body, &page); err != nil {
+		h.t.Fatal(err)
+	}
+	return page
 }

@@ -212,6 +212,10 @@ func TestStripeEventsLinkedByEveryIdentifier(t *testing.T) {
 			"id": "cs_Pat3", "object": "checkout.session", "payment_intent": "pi_Pat3",
 			"customer_details": map[string]any{"email": checkout, "name": name},
 		}),
+		// No object id at all: the event is a transaction of its own.
+		pvStripe(t, "evt_pv_noid", "radar.early_fraud_warning.created", map[string]any{
+			"object": "radar.early_fraud_warning", "receipt_email": "pat.noid@example.org",
+		}),
 		pvStripe(t, "evt_pv_other", "payment_intent.succeeded", map[string]any{
 			"id": "pi_Other", "object": "payment_intent", "amount": 500, "amount_received": 500, "currency": "eur",
 			"customer": "cus_Other", "receipt_email": "someone.else@example.org",
@@ -233,6 +237,7 @@ func TestStripeEventsLinkedByEveryIdentifier(t *testing.T) {
 		{map[string]any{"email": dispute}, 1},      // pi_Pat2 (dispute evidence)
 		{map[string]any{"email": checkout}, 1},     // pi_Pat3 (an event type stored opaque)
 		{map[string]any{"card_fingerprint": fp}, 1},
+		{map[string]any{"email": "pat.noid@example.org"}, 1}, // evt_pv_noid
 		{map[string]any{"customer": "cus_Pat", "email": dispute, "card_fingerprint": fp}, 3},
 	} {
 		for _, kind := range []string{"restrict", "unrestrict"} {
@@ -262,7 +267,9 @@ func TestStripeEventsLinkedByEveryIdentifier(t *testing.T) {
 	// Erasure by the customer and the dispute email shreds the customer
 	// object, the payment and the dispute, and nothing else.
 	h.pvOK("privacy", map[string]any{"kind": "erase", "customer": "cus_Pat", "email": dispute, "reference": "PRIV-ST-ERASE"}, 3)
-	h.pvExpectErased([]string{"cus_Pat", "pi_Pat1", "pi_Pat2"}, "pi_Pat3", "pi_Other")
+	h.pvExpectErased([]string{"cus_Pat", "pi_Pat1", "pi_Pat2"}, "pi_Pat3", "pi_Other", "evt_pv_noid")
+	h.pvOK("privacy", map[string]any{"kind": "erase", "email": "pat.noid@example.org", "reference": "PRIV-ST-NOID"}, 1)
+	h.pvExpectErased([]string{"evt_pv_noid"})
 	for _, body := range []map[string]any{{"email": email}, {"email": receipt}, {"customer": "cus_Pat"}, {"card_fingerprint": fp}} {
 		body["kind"], body["reference"] = "restrict", fmt.Sprintf("PRIV-ST-AFTER-%v", body)
 		if r := h.pvRequest("privacy", body); r.Status != http.StatusNotFound {
@@ -512,7 +519,10 @@ func TestRestrictionSurvivesKeyRotation(t *testing.T) {
 	for _, tx := range []string{"pay_rot_1", "pay_rot_2", "pay_rot_3"} {
 		d.expect("auditor", tx, "fraud_investigation", http.StatusForbidden, "subject_restricted")
 	}
-	// And the erasure after the rotation finds all three.
-	h.pvOK("privacy", map[string]any{"kind": "erase", "email": testEmail, "reference": "PRIV-ROT-E"}, 3)
+	// And the erasure after the rotation finds all three; two identifiers,
+	// each under two keys, count as two.
+	if res := h.pvOK("privacy", map[string]any{"kind": "erase", "pan": testPAN, "email": testEmail, "reference": "PRIV-ROT-E"}, 3); res["subjects"] != 2.0 {
+		t.Fatalf("subjects = %v, want 2", res["subjects"])
+	}
 	d.skipIfMissing(t)
 }

@@ -302,7 +302,7 @@ type subjectMatch struct {
 	// candidates are the subjects of the request's identifiers under every
 	// enabled token and blind index key.
 	candidates []string
-	subjects   int               // how many candidates have in-scope transactions
+	subjects   int               // how many of the identifiers have in-scope transactions
 	txs        []*ledger.TxState // in transaction id order
 	merchants  []string          // merchants of txs, sorted
 }
@@ -315,19 +315,21 @@ func (m *subjectMatch) txIDs() []string {
 	return ids
 }
 
-// candidateSubjects returns the subjects a request's identifiers may be
-// indexed under: every enabled token or blind index key (a card seen before
-// a key rotation has an older token).
-func (s *Server) candidateSubjects(req *subjectRequest) ([]string, error) {
-	var out []string
+// candidateSubjects returns, for each of a request's identifiers, the
+// subjects it may be indexed under: every enabled token or blind index key
+// (a card seen before a key rotation has an older token).
+func (s *Server) candidateSubjects(req *subjectRequest) ([][]string, error) {
+	var out [][]string
 	if req.PAN != "" {
 		toks, err := s.keys.Tokens(req.PAN)
 		if err != nil {
 			return nil, fmt.Errorf("failed to tokenize card number: %w", err)
 		}
+		var subjects []string
 		for _, t := range toks {
-			out = append(out, subjectCard+t)
+			subjects = append(subjects, subjectCard+t)
 		}
+		out = append(out, subjects)
 	}
 	for _, id := range []struct{ prefix, label, value string }{
 		{subjectEmail, blindEmail, req.Email},
@@ -337,9 +339,11 @@ func (s *Server) candidateSubjects(req *subjectRequest) ([]string, error) {
 		if id.value == "" {
 			continue
 		}
+		var subjects []string
 		for _, bi := range s.keys.BlindIndexes(id.label, id.value) {
-			out = append(out, id.prefix+bi)
+			subjects = append(subjects, id.prefix+bi)
 		}
+		out = append(out, subjects)
 	}
 	return out, nil
 }
@@ -348,44 +352,55 @@ func (s *Server) candidateSubjects(req *subjectRequest) ([]string, error) {
 // those in p's scope. Transactions outside it are not acted on, and their
 // existence shows nowhere: not in the answer, not in the access entry.
 func (s *Server) findTransactions(req *subjectRequest, p *auth.Principal) (*subjectMatch, error) {
-	cands, err := s.candidateSubjects(req)
+	groups, err := s.candidateSubjects(req)
 	if err != nil {
 		return nil, err
 	}
-	m := &subjectMatch{candidates: cands}
-	seen := map[string]bool{}
+	m := &subjectMatch{candidates: slices.Concat(groups...)}
+	seen := map[string]bool{} // in-scope transactions already found
 	merchants := map[string]bool{}
-	for _, subj := range cands {
-		ids, err := s.ledger.SubjectTransactions(subj)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read subject transactions: %w", err)
-		}
-		inScope := false
-		for _, id := range ids {
-			st, err := s.ledger.Transaction(id)
-			if errors.Is(err, ledger.ErrNotFound) {
-				continue // not yet durable
-			}
-			if err != nil {
-				return nil, fmt.Errorf("failed to read transaction state: %w", err)
-			}
-			if !p.AllMerchants() && !p.InScope(st.MerchantID) {
-				continue
-			}
-			inScope = true
-			if !seen[id] {
-				seen[id] = true
-				m.txs = append(m.txs, st)
-				merchants[st.MerchantID] = true
-			}
-		}
-		if inScope {
+	for _, group := range groups {
+		if found, err := s.findInScope(group, p, m, seen, merchants); err != nil {
+			return nil, err
+		} else if found {
 			m.subjects++
 		}
 	}
 	slices.SortFunc(m.txs, func(a, b *ledger.TxState) int { return strings.Compare(a.TransactionID, b.TransactionID) })
 	m.merchants = sortedKeys(merchants)
 	return m, nil
+}
+
+// findInScope adds to m the in-scope transactions of one identifier's
+// subjects and reports whether it has any.
+func (s *Server) findInScope(subjects []string, p *auth.Principal, m *subjectMatch, seen, merchants map[string]bool) (bool, error) {
+	inScope := false
+	for _, subj := range subjects {
+		ids, err := s.ledger.SubjectTransactions(subj)
+		if err != nil {
+			return false, fmt.Errorf("failed to read subject transactions: %w", err)
+		}
+		for _, id := range ids {
+			if seen[id] {
+				inScope = true
+				continue
+			}
+			st, err := s.ledger.Transaction(id)
+			if errors.Is(err, ledger.ErrNotFound) {
+				continue // not yet durable
+			}
+			if err != nil {
+				return false, fmt.Errorf("failed to read transaction state: %w", err)
+			}
+			if !p.AllMerchants() && !p.InScope(st.MerchantID) {
+				continue
+			}
+			inScope, seen[id] = true, true
+			m.txs = append(m.txs, st)
+			merchants[st.MerchantID] = true
+		}
+	}
+	return inScope, nil
 }
 
 func sortedKeys(set map[string]bool) []string {
