@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/transparency-dev/formats/log"
@@ -171,7 +172,7 @@ func (l *Ledger) checkpointCut(c cut) error {
 		return nil
 	}
 	if l.opts.Agree != nil {
-		if err := l.opts.Agree(context.Background(), c.size, root); err != nil {
+		if err := l.agree(c.size, root); err != nil {
 			if errors.Is(err, ErrForked) && l.broken.CompareAndSwap(nil, &failure{err}) {
 				l.opts.Logger.Error("halting: this node's tree disagrees with the cluster's; it applies and serves nothing more", "size", c.size, "err", err)
 			}
@@ -188,6 +189,27 @@ func (l *Ledger) checkpointCut(c cut) error {
 		return nil
 	}
 	return l.signTree(c.size, c.tree)
+}
+
+// agree asks the cluster to agree on the root of size, retrying (with
+// backoff) while the cluster cannot be asked: every node must sign the
+// checkpoint of every cut, so none may skip one. Only a disagreement, or
+// Close, ends it without agreement.
+func (l *Ledger) agree(size uint64, root []byte) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := l.opts.Agree(context.Background(), size, root)
+		if err == nil || errors.Is(err, ErrForked) {
+			return err
+		}
+		l.opts.Logger.Warn("cannot record the checkpoint's root with the cluster yet; retrying", "size", size, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-l.stop:
+			return err
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // parseCheckpointText parses the body of a checkpoint note without
@@ -230,4 +252,26 @@ func (l *Ledger) signTree(size uint64, tree *compact.Range) error {
 	}
 	l.signedAt(size)
 	return nil
+}
+
+// LatestCheckpointRoot returns the size of the newest stored checkpoint,
+// the root it states and the root the stored tree has at that size, which
+// differ only if the store was altered. found is false if there is none.
+func (l *Ledger) LatestCheckpointRoot() (size uint64, stated, stored []byte, found bool, err error) {
+	cp, err := l.LatestCheckpoint()
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, nil, false, err
+	}
+	c, err := parseCheckpointText(cp)
+	if err != nil {
+		return 0, nil, nil, false, fmt.Errorf("%w: stored checkpoint: %w", ErrTampered, err)
+	}
+	root, err := l.Root(c.Size)
+	if err != nil {
+		return 0, nil, nil, false, err
+	}
+	return c.Size, c.Hash, root, true, nil
 }
