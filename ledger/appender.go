@@ -224,12 +224,13 @@ func (l *Ledger) syncer(q <-chan *pending, done chan<- struct{}) {
 			l.fail(p.reqs, err)
 		} else if p.rng != nil {
 			l.head.Store(&treeHead{size: p.size, tree: p.rng})
-			if p.pos > 0 {
-				l.applied.Store(p.pos)
-			}
 			l.cp.poke()
 			for _, c := range p.cuts {
 				c.req.err = l.checkpointCut(c)
+			}
+			// Applied counts a cut only once its checkpoint is stored.
+			if p.pos > 0 {
+				l.applied.Store(p.pos)
 			}
 		}
 		for _, r := range p.reqs {

@@ -37,6 +37,9 @@ var (
 	// ErrSeedOrder refuses a seeded entry ([Record].Entry) or checkpoint
 	// that does not continue the tree where it stands.
 	ErrSeedOrder = errors.New("seeded record out of order")
+	// ErrClusterNode refuses to open a cluster node's ledger for writing
+	// as a single node's (a CLI command writing to it offline).
+	ErrClusterNode = errors.New("this ledger belongs to a cluster node: change it through the cluster's API, not offline")
 	// ErrLocked is returned by Open when another process holds the data dir.
 	ErrLocked = errors.New("data directory is in use by another process")
 	// ErrUnavailable marks a write the store cannot make durable now: the

@@ -384,6 +384,11 @@ func (l *Ledger) load() error {
 		return fmt.Errorf("failed to read applied position: %w", err)
 	} else if ok && len(v) == 8 {
 		l.applied.Store(binary.BigEndian.Uint64(v))
+		if !l.opts.Sequenced && !l.opts.ReadOnly {
+			// Written directly, this node's copy would part from the
+			// cluster's: every node must apply the same records.
+			return ErrClusterNode
+		}
 	}
 	return nil
 }

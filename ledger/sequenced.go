@@ -275,3 +275,54 @@ func (l *Ledger) LatestCheckpointRoot() (size uint64, stated, stored []byte, fou
 	}
 	return c.Size, c.Hash, root, true, nil
 }
+
+// LinkSubjects returns the subjects recorded for the event of transaction
+// tx sealed under data key dataKey (its SubjectLink), found=false once
+// erased. Seeding a cluster republishes them, sealed, with the event.
+func (l *Ledger) LinkSubjects(tx, dataKey string) (subjects []string, found bool, err error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	v, found, err := get(l.db, key(tagSubject, subjTxKeys, tx, dataKey))
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return splitSubjects(v), true, nil
+}
+
+// EachState calls fn for every row of every state table, in key order (a
+// copy of the ledger's mutable state, for seeding a cluster).
+func (l *Ledger) EachState(fn func(StateRow) error) error {
+	release, err := l.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	it, err := prefixIter(l.db, []byte{tagState})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()[1:]
+		table, rest, ok := bytes.Cut(k, []byte{0})
+		if !ok || len(rest) == 0 || rest[len(rest)-1] != 0 {
+			return fmt.Errorf("%w: malformed state row key", ErrTampered)
+		}
+		if err := fn(StateRow{Table: string(table), Key: string(rest[:len(rest)-1]), Value: bytes.Clone(it.Value())}); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Halt makes the ledger refuse every later append and submitted record
+// with an error wrapping err (a cluster node that found its store
+// disagrees with the cluster). It is undone only by reopening.
+func (l *Ledger) Halt(err error) {
+	if l.broken.CompareAndSwap(nil, &failure{err}) {
+		l.opts.Logger.Error("ledger halted; refusing further appends until restart", "err", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/cluster/natstest"
+	"github.com/paytrail/paytrail/ledger/keystore"
 )
 
 func TestMain(m *testing.M) {
@@ -134,29 +135,7 @@ func (tc *testCluster) start(k int) {
 // key from the cluster's key bucket, and the cardholder's subjects.
 func (tc *testCluster) payment(t *testing.T, n *testNode, event, tx, email string) ledger.Record {
 	t.Helper()
-	ctx := context.Background()
-	k, wrapped, err := n.dk.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.conn.KeyStore().PutWrapped(ctx, []ledger.WrappedKey{{ID: k.ID(), Wrapped: wrapped}}); err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.NewRecordID()
-	ct, err := k.Seal(crypto.AD{Ledger: n.ledger.ID(), Entry: id, Field: "email"}, []byte(email))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ledger.Record{
-		Kind: ledger.KindPayment, ID: id, Time: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), Policy: 1,
-		Unique: &ledger.Unique{Key: "webhook/dev/" + event, Digest: []byte(event)},
-		Body: &ledger.PaymentBody{
-			Source: "dev", EventID: event, Type: ledger.TypeCaptured, TransactionID: tx, MerchantID: "m1",
-			Amount: 100, Currency: "EUR", Status: "captured", OccurredAt: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC),
-			DataKey: k.ID(), Sealed: map[string][]byte{"email": ct},
-		},
-		Link: &ledger.SubjectLink{TransactionID: tx, DataKey: k.ID(), Subjects: []string{tc.keys.BlindIndex("email", email)}},
-	}
+	return tc.paymentStored(t, n, n.conn.KeyStore(), event, tx, email)
 }
 
 // converge waits until every running node applied the whole stream and
@@ -498,4 +477,122 @@ func checkpointSize(t *testing.T, cp []byte) uint64 {
 		t.Fatal(err)
 	}
 	return size
+}
+
+func TestSeedFromSingleNode(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	ctx := context.Background()
+	// A single node's data: its own ledger, key store and records.
+	ksDir := t.TempDir()
+	local, err := keystore.Open(ksDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	srcDir := t.TempDir()
+	src, err := ledger.Open(ctx, ledger.Options{
+		Dir: srcDir, CheckpointInterval: time.Hour,
+		Signer: func(origin string) (note.Signer, error) { return tc.keys.NoteSigner(origin) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dk := crypto.NewDataKeys(tc.keys, local, 0)
+	single := &testNode{ledger: src, dk: dk}
+	for i := range 12 {
+		rec := tc.paymentStored(t, single, local, fmt.Sprintf("evt_s%d", i), fmt.Sprintf("tx%d", i%3), fmt.Sprintf("s%d@example.org", i%2))
+		if i == 5 {
+			rec.State = []ledger.StateRow{{Table: ledger.TableRestricted, Key: ledger.RestrictionKey(rec.Link.Subjects[0], "*"), Value: []byte("1")}}
+		}
+		if _, err := src.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.Close() // signs the checkpoint of the whole tree
+	src, err = ledger.Open(ctx, ledger.Options{Dir: srcDir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := Connect(ctx, Config{URLs: tc.nats.URLs(), Replicas: 1, Node: "seeder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	files := map[string][]byte{"token": []byte("wrapped-token"), "blind": []byte("wrapped-blind")}
+	res, err := Seed(ctx, conn, SeedSource{
+		Ledger: src, Keysets: files, EachKey: local.Each,
+		Sealer: &DataKeySealer{LedgerID: src.ID(), DataKeys: dk, Store: conn.KeyStore()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries != 12 || res.Checkpoints < 2 || res.DataKeys != 12 {
+		t.Fatalf("seeded %+v", res)
+	}
+	// Seeding twice is refused.
+	if _, err := Seed(ctx, conn, SeedSource{Ledger: src, Keysets: files, EachKey: local.Each}); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("second seed: %v", err)
+	}
+	tc.start(2)
+	tc.converge(t)
+	n := tc.nodes[1].ledger
+	if n.ID() != src.ID() || n.Size() != src.Size() {
+		t.Fatalf("node %s size %d, source %s size %d", n.ID(), n.Size(), src.ID(), src.Size())
+	}
+	for size := range src.Size() + 1 {
+		want, err := src.Checkpoint(size)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		got, err := n.Checkpoint(size)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("checkpoint %d: %v\n%s\n%s", size, err, got, want)
+		}
+	}
+	subject := tc.keys.BlindIndex("email", "s1@example.org")
+	want, _ := src.SubjectTransactions(subject)
+	got, _ := n.SubjectTransactions(subject)
+	if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("search rows: %v, source %v", got, want)
+	}
+	if r, err := n.Restricted([]string{tc.keys.BlindIndex("email", "s1@example.org")}, "m1"); err != nil || !r {
+		t.Fatalf("restriction lost in the seed: %v %v", r, err)
+	}
+	// The cluster goes on from the seeded ledger.
+	a := tc.nodes[0]
+	if _, err := a.node.Append(ctx, tc.payment(t, a, "evt_after_seed", "tx1", "s1@example.org")); err != nil {
+		t.Fatal(err)
+	}
+	tc.converge(t)
+}
+
+// paymentStored is payment for a single node: its data key goes to that
+// node's own key store.
+func (tc *testCluster) paymentStored(t *testing.T, n *testNode, ks interface {
+	PutWrapped(context.Context, []ledger.WrappedKey) error
+}, event, tx, email string) ledger.Record {
+	t.Helper()
+	k, wrapped, err := n.dk.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.PutWrapped(context.Background(), []ledger.WrappedKey{{ID: k.ID(), Wrapped: wrapped}}); err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.NewRecordID()
+	ct, err := k.Seal(crypto.AD{Ledger: n.ledger.ID(), Entry: id, Field: "email"}, []byte(email))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.Record{
+		Kind: ledger.KindPayment, ID: id, Time: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), Policy: 1,
+		Unique: &ledger.Unique{Key: "webhook/dev/" + event, Digest: []byte(event)},
+		Body: &ledger.PaymentBody{
+			Source: "dev", EventID: event, Type: ledger.TypeCaptured, TransactionID: tx, MerchantID: "m1",
+			Amount: 100, Currency: "EUR", Status: "captured", OccurredAt: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC),
+			DataKey: k.ID(), Sealed: map[string][]byte{"email": ct},
+		},
+		Link: &ledger.SubjectLink{TransactionID: tx, DataKey: k.ID(), Subjects: []string{tc.keys.BlindIndex("email", email)}},
+	}
 }

@@ -264,6 +264,9 @@ func (n *Node) decode(ctx context.Context, data []byte) (ledger.Record, error) {
 func (n *Node) submit(ctx context.Context, slots <-chan *slot, results chan<- *slot) {
 	defer close(results)
 	for s := range slots {
+		if n.halted.Load() != nil {
+			return
+		}
 		select {
 		case <-s.decoded:
 		case <-ctx.Done():
@@ -400,6 +403,7 @@ func (n *Node) beat(ctx context.Context) {
 }
 
 func (n *Node) halt(err error) {
+	n.l.Halt(err)
 	if n.halted.CompareAndSwap(nil, &haltErr{err}) {
 		n.c.cfg.Logger.Error("cluster node halted: it applies nothing more until restarted", "err", err)
 	}
@@ -426,6 +430,9 @@ func (n *Node) Lag() uint64 {
 	}
 	return end - applied
 }
+
+// Name returns this node's name.
+func (n *Node) Name() string { return n.c.cfg.Node }
 
 // MaxLag is the configured lag beyond which the node reports unready.
 func (n *Node) MaxLag() uint64 { return n.c.cfg.MaxLag }

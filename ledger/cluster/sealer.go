@@ -51,14 +51,18 @@ func (s *DataKeySealer) Open(ctx context.Context, keyID, recordID, part string, 
 	return plain, err
 }
 
-// NewKey implements [Sealer].
-func (s *DataKeySealer) NewKey(ctx context.Context) (string, error) {
+// SealNew implements [Sealer].
+func (s *DataKeySealer) SealNew(ctx context.Context, recordID, part string, plaintext []byte) (string, []byte, error) {
 	k, wrapped, err := s.DataKeys.New()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := s.Store.PutWrapped(ctx, []ledger.WrappedKey{{ID: k.ID(), Wrapped: wrapped}}); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return k.ID(), nil
+	box, err := k.Seal(s.ad(recordID, part), plaintext)
+	if err != nil {
+		return "", nil, err
+	}
+	return k.ID(), box, nil
 }

@@ -22,9 +22,10 @@ type Sealer interface {
 	// Open fails with an error wrapping ErrKeyGone when the key was
 	// destroyed.
 	Open(ctx context.Context, keyID, recordID, part string, ciphertext []byte) ([]byte, error)
-	// NewKey returns the id of a fresh, durably stored data key, for a
-	// record that has none of its own (a cardholder request).
-	NewKey(ctx context.Context) (string, error)
+	// SealNew seals under a fresh, durably stored data key, for a record
+	// that has none of its own (a cardholder request), and returns the
+	// key's id.
+	SealNew(ctx context.Context, recordID, part string, plaintext []byte) (keyID string, ciphertext []byte, err error)
 }
 
 // errMalformed marks a stream record no node can apply: every node skips
@@ -115,15 +116,11 @@ func encodeRecord(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, err
 		if rec.Kind != ledger.KindSubjectRequest && !linksPerson(rec.State) {
 			w.State = rec.State
 		} else {
-			keyID, err := s.NewKey(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("failed to get a data key for sealed state rows: %w", err)
-			}
 			plain, err := json.Marshal(rec.State)
 			if err != nil {
 				return nil, err
 			}
-			box, err := s.Seal(ctx, keyID, sealedRecordID(rec), partState, plain)
+			keyID, box, err := s.SealNew(ctx, sealedRecordID(rec), partState, plain)
 			if err != nil {
 				return nil, fmt.Errorf("failed to seal state rows: %w", err)
 			}
