@@ -125,15 +125,15 @@ func (src Source) allows(merchant string) bool {
 
 // Server is paytrail's HTTP API.
 type Server struct {
-	cfg        Config
-	ledger     *ledger.Ledger
-	keys       *crypto.Keysets
-	dataKeys   *crypto.DataKeys
-	keyStore   KeyStore
+	cfg      Config
+	ledger   *ledger.Ledger
+	keys     *crypto.Keysets
+	dataKeys *crypto.DataKeys
+	keyStore KeyStore
 	// appender orders and applies writes: the ledger itself, or the
 	// cluster's stream.
-	appender Appender
-	cluster  *cluster.Node
+	appender   Appender
+	cluster    *cluster.Node
 	principals *auth.Store
 	auth       auth.Authenticator
 	sources    map[string]Source
