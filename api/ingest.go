@@ -324,6 +324,10 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 	if err != nil {
 		return ledger.Record{}, err
 	}
+	if s.cluster != nil {
+		// The node seals the event's subjects for the stream with it.
+		s.dataKeys.Remember(dk)
+	}
 	pb.DataKey = dk.ID()
 	pb.Sealed = make(map[string][]byte, len(clear))
 	ledgerID := s.ledger.ID()

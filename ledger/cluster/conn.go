@@ -138,7 +138,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("failed to open JetStream: %w", err)
 	}
 	c := &Conn{cfg: cfg, nc: nc, js: js, subject: cfg.Name + ".ledger"}
-	if err := c.setup(ctx); err != nil {
+	if err := c.retry(ctx, c.setup); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -165,8 +165,6 @@ func (c *Conn) streamConfig() jetstream.StreamConfig {
 }
 
 func (c *Conn) setup(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 4*c.cfg.Timeout)
-	defer cancel()
 	want := c.streamConfig()
 	s, err := c.js.CreateStream(ctx, want)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -207,9 +205,35 @@ func (c *Conn) setup(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("failed to create or open bucket %s: %w", b.cfg.Bucket, err)
 		}
+		if b.name != "nodes" {
+			if kv, err = c.readFromLeader(ctx, kv); err != nil {
+				return err
+			}
+		}
 		*b.kv = kv
 	}
 	return nil
+}
+
+// readFromLeader makes the bucket's reads go to its stream's leader. A
+// bucket allows direct reads from any replica by default, and a replica
+// may not hold yet what was just acknowledged: a data key stored before
+// the record that uses it would then read as destroyed on another node,
+// and an agreed root as absent.
+func (c *Conn) readFromLeader(ctx context.Context, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	name := "KV_" + kv.Bucket()
+	s, err := c.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open bucket stream %s: %w", name, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("failed to make bucket %s read from its leader: %w", kv.Bucket(), err)
+		}
+	}
+	return c.js.KeyValue(ctx, kv.Bucket())
 }
 
 // Close closes the connection, after the acknowledgements of what was
@@ -228,8 +252,6 @@ func (c *Conn) Node() string { return c.cfg.Node }
 // LedgerID returns the cluster's ledger id, making proposed the id if the
 // cluster has none yet (created=true: this node founded the cluster).
 func (c *Conn) LedgerID(ctx context.Context, proposed string) (id string, created bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	if proposed == "" {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -237,16 +259,21 @@ func (c *Conn) LedgerID(ctx context.Context, proposed string) (id string, create
 		}
 		proposed = hex.EncodeToString(b[:])
 	}
-	if _, err := c.meta.Create(ctx, "ledger_id", []byte(proposed)); err == nil {
-		return proposed, true, nil
-	} else if !errors.Is(err, jetstream.ErrKeyExists) {
-		return "", false, fmt.Errorf("failed to record the cluster's ledger id: %w", err)
-	}
-	e, err := c.meta.Get(ctx, "ledger_id")
-	if err != nil {
-		return "", false, fmt.Errorf("failed to read the cluster's ledger id: %w", err)
-	}
-	return string(e.Value()), false, nil
+	err = c.retry(ctx, func(ctx context.Context) error {
+		if _, err := c.meta.Create(ctx, "ledger_id", []byte(proposed)); err == nil {
+			id, created = proposed, true
+			return nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("failed to record the cluster's ledger id: %w", err)
+		}
+		e, err := c.meta.Get(ctx, "ledger_id")
+		if err != nil {
+			return fmt.Errorf("failed to read the cluster's ledger id: %w", err)
+		}
+		id = string(e.Value())
+		return nil
+	})
+	return id, created, err
 }
 
 // ExistingLedgerID returns the cluster's ledger id, or found=false if no
@@ -274,23 +301,27 @@ var ErrKeysetsDiffer = errors.New("this data dir's keysets are not the cluster's
 // returned for the node to keep. They are wrapped by the master key, which
 // every node shares and the buckets never see.
 func (c *Conn) SyncKeysets(ctx context.Context, local map[string][]byte) (map[string][]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	out := make(map[string][]byte, len(local))
-	for name, b := range local {
-		if _, err := c.keysets.Create(ctx, name, b); err == nil {
-			out[name] = b
-			continue
-		} else if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("failed to publish keyset %s: %w", name, err)
+	err := c.retry(ctx, func(ctx context.Context) error {
+		for name, b := range local {
+			if _, ok := out[name]; ok {
+				continue
+			}
+			if _, err := c.keysets.Create(ctx, name, b); err == nil {
+				out[name] = b
+				continue
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return fmt.Errorf("failed to publish keyset %s: %w", name, err)
+			}
+			e, err := c.keysets.Get(ctx, name)
+			if err != nil {
+				return fmt.Errorf("failed to read keyset %s: %w", name, err)
+			}
+			out[name] = e.Value()
 		}
-		e, err := c.keysets.Get(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read keyset %s: %w", name, err)
-		}
-		out[name] = e.Value()
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // Agree records root as the root of checkpoint size, or checks it against
@@ -376,11 +407,48 @@ func (c *Conn) Nodes(ctx context.Context) ([]NodeStatus, error) {
 
 // LastSeq returns the stream's last sequence number.
 func (c *Conn) LastSeq(ctx context.Context) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	info, err := c.stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("failed to read the stream's state: %w", err)
+	var last uint64
+	err := c.retry(ctx, func(ctx context.Context) error {
+		info, err := c.stream.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("failed to read the stream's state: %w", err)
+		}
+		last = info.State.LastSeq
+		return nil
+	})
+	return last, err
+}
+
+// retry runs op, each try bounded by the request timeout, again while it
+// fails as requests do while the servers elect leaders or one restarts
+// (no responders, no answer in time), for up to six timeouts in all.
+func (c *Conn) retry(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(6 * c.cfg.Timeout)
+	backoff := 100 * time.Millisecond
+	for {
+		tctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		err := op(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		c.cfg.Logger.Warn("NATS request failed; retrying", "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	return info.State.LastSeq, nil
+}
+
+// transient reports whether err is one a retry may cure.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrConnectionReconnecting)
 }
