@@ -411,6 +411,18 @@ func TestClusterSameDeliveryOnEveryNode(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	compareStores(t, nodes, 3)
+	// Offline writes to a node's data dir would part it from the others.
+	for _, args := range [][]string{
+		{"principal", "add", "--config", nodes[0].config, "--name", "eve", "--role", "auditor", "--merchants", "*"},
+		{"keys", "rotate", "--config", nodes[0].config, "--keyset", "signer"},
+	} {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), envAsMain+"=1", "ACME_SECRETS="+clusterSecret)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "belongs to a cluster node") {
+			t.Fatalf("%v on a node's data dir: %v\n%s", args[:2], err, out)
+		}
+	}
 }
 
 // TestClusterSeededFromSingleNode moves a single node's ledger into a new
