@@ -410,6 +410,10 @@ func TestClusterSameDeliveryOnEveryNode(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	metrics, err := httpGet(nodes[1].url+"/metrics", "")
+	if err != nil || !bytes.Contains(metrics, []byte("paytrail_cluster_lag 0")) {
+		t.Fatalf("metrics: %v\n%s", err, metrics)
+	}
 	compareStores(t, nodes, 3)
 	// Offline writes to a node's data dir would part it from the others.
 	for _, args := range [][]string{
