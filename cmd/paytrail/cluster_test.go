@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,8 +50,14 @@ func newClusterNode(t *testing.T, name, masterKey, natsURLs string) *paytrailNod
 	t.Helper()
 	base := t.TempDir()
 	n := &paytrailNode{t: t, name: name, dir: filepath.Join(base, "data"), config: filepath.Join(base, "paytrail.yaml"), out: filepath.Join(base, "stdout")}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
 	cfg := fmt.Sprintf(`data: %s
-addr: 127.0.0.1:0
+addr: %s
 master_key: file://%s
 sources:
   - name: acme
@@ -61,7 +68,7 @@ cluster:
   nats_url: %s
   replicas: 3
   node: %s
-`, n.dir, masterKey, natsURLs, name)
+`, n.dir, addr, masterKey, natsURLs, name)
 	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +87,14 @@ func (n *paytrailNode) start() {
 	os.Remove(n.out)
 	cmd := exec.Command(os.Args[0], "serve", "--config", n.config)
 	cmd.Env = append(os.Environ(), envAsMain+"=1", "PAYTRAIL_TEST_STDOUT_COPY="+n.out, "ACME_SECRETS="+clusterSecret)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	// The child writes its log straight into the file (a pipe would need
+	// a reader for as long as the child lives).
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(n.dir), "stderr.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close() // the child keeps its own descriptor
+	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +107,18 @@ func (n *paytrailNode) start() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start listening:\n%s", n.name, stderr.String())
+			t.Fatalf("%s did not start listening:\n%s", n.name, n.logTail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (n *paytrailNode) logTail() string {
+	log, _ := os.ReadFile(filepath.Join(filepath.Dir(n.dir), "stderr.log"))
+	if len(log) > 3000 {
+		log = log[len(log)-3000:]
+	}
+	return string(log)
 }
 
 func (n *paytrailNode) adminToken() string {
@@ -194,6 +215,10 @@ func waitConverged(t *testing.T, nodes []*paytrailNode) uint64 {
 			}
 		}
 		if time.Now().After(deadline) {
+			for _, n := range nodes {
+				_, err := n.readyz()
+				t.Logf("%s: readyz error %v; log tail:\n%s", n.name, err, n.logTail())
+			}
 			t.Fatalf("nodes did not converge: %+v", rs)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -298,11 +323,55 @@ func TestClusterSurvivesKilledNodeAndServer(t *testing.T) {
 	if res.failed() != 0 || len(res.latencies) != events {
 		var buf bytes.Buffer
 		res.print(&buf)
+		for _, n := range nodes {
+			t.Logf("%s log tail:\n%s", n.name, n.logTail())
+		}
 		t.Fatalf("not every event was acknowledged:\n%s", buf.String())
 	}
 	t.Logf("%d events, %d retries, %d answered as duplicates", events, res.retries, res.duplicates)
 	waitConverged(t, nodes)
 	compareStores(t, nodes, events)
+	// No card number, email or cardholder name in clear anywhere: not in
+	// the stream or buckets on the NATS servers' disks, not in any node's
+	// data dir or log.
+	var secrets []string
+	for _, c := range b.gen.cards {
+		secrets = append(secrets, c.pan, c.email, c.name)
+	}
+	var dirs []string
+	for i := range 3 {
+		dirs = append(dirs, ns.StoreDir(i))
+	}
+	for _, n := range nodes {
+		dirs = append(dirs, filepath.Dir(n.dir))
+	}
+	for _, d := range dirs {
+		scanForSecrets(t, d, secrets)
+	}
+}
+
+// scanForSecrets fails if any file under dir holds one of secrets.
+func scanForSecrets(t *testing.T, dir string, secrets []string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if s != "" && bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds cardholder data in clear", path)
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // stepDown asks the ledger stream's leader to step down, under load.

@@ -123,6 +123,9 @@ func (c *Cluster) URLs() string {
 	return strings.Join(out, ",")
 }
 
+// StoreDir returns server i's JetStream store directory.
+func (c *Cluster) StoreDir(i int) string { return c.specs[i].StoreDir }
+
 // Kill kills server i with SIGKILL and waits for it to exit.
 func (c *Cluster) Kill(i int) {
 	p := c.procs[i]
