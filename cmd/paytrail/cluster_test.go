@@ -585,3 +585,106 @@ func TestClusterSeededFromSingleNode(t *testing.T) {
 		}
 	}
 }
+
+// postJSON sends a JSON request with a bearer token and decodes the
+// answer into v (if not nil); it returns the status.
+func postJSON(t *testing.T, url, token string, body, v any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+// TestClusterErasureOnOneNodeHoldsOnAll erases a cardholder through one
+// node's API: every node, and a node built from the stream afterwards,
+// answers 410 for the erased transaction's personal data and finds the
+// cardholder no more.
+func TestClusterErasureOnOneNodeHoldsOnAll(t *testing.T) {
+	ns, nodes, admin := startCluster(t, 2)
+	var officer struct {
+		Token string `json:"token"`
+	}
+	if st := postJSON(t, nodes[0].url+"/v1/principals", admin, map[string]any{"name": "dpo", "role": "privacy", "merchants": []string{"*"}}, &officer); st != 201 {
+		t.Fatalf("create privacy officer: %d", st)
+	}
+	var auditor struct {
+		Token string `json:"token"`
+	}
+	if st := postJSON(t, nodes[0].url+"/v1/principals", admin, map[string]any{"name": "aud", "role": "auditor", "merchants": []string{"*"}}, &auditor); st != 201 {
+		t.Fatalf("create auditor: %d", st)
+	}
+	sign, _ := newBenchSigner("standard", clusterSecret)
+	g := newBenchGen(mrand.New(mrand.NewPCG(5, 6)), "erase", "standard", 1, 3, time.Now)
+	var tx, email string
+	for i := range 6 {
+		ev := g.next()
+		var body struct {
+			TransactionID string `json:"transaction_id"`
+			Cardholder    struct {
+				Email string `json:"email"`
+			} `json:"cardholder"`
+		}
+		json.Unmarshal(ev.body, &body)
+		if i == 0 {
+			tx, email = body.TransactionID, body.Cardholder.Email
+		}
+		ep, _ := webhookEndpoint(nodes[i%2].url, "acme")
+		req, _ := http.NewRequest(http.MethodPost, ep, bytes.NewReader(ev.body))
+		req.Header.Set("Content-Type", "application/json")
+		sign.sign(req.Header, ev.id, time.Now(), ev.body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("post event: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	disclose := map[string]any{"purpose": "legal_obligation", "justification": "dispute 42"}
+	waitConverged(t, nodes)
+	if st := postJSON(t, nodes[1].url+"/v1/transactions/"+tx+"/disclose", auditor.Token, disclose, nil); st != 200 {
+		t.Fatalf("disclose before the erasure: %d", st)
+	}
+	var erased struct {
+		Transactions int `json:"transactions"`
+	}
+	if st := postJSON(t, nodes[0].url+"/v1/subject-requests", officer.Token, map[string]any{"kind": "erase", "email": email, "reference": "GDPR-1"}, &erased); st != 200 || erased.Transactions == 0 {
+		t.Fatalf("erase: %d %+v", st, erased)
+	}
+	// A node that joins after the erasure, built from the stream.
+	late := newClusterNode(t, "late", masterKeyOf(t, nodes[0]), ns.URLs())
+	late.start()
+	t.Cleanup(late.kill)
+	all := append(nodes, late)
+	waitConverged(t, all)
+	for _, n := range all {
+		if st := postJSON(t, n.url+"/v1/transactions/"+tx+"/disclose", auditor.Token, disclose, nil); st != http.StatusGone {
+			t.Fatalf("%s: disclose after the erasure: %d, want 410", n.name, st)
+		}
+		if st := postJSON(t, n.url+"/v1/subject-requests", officer.Token, map[string]any{"kind": "restrict", "email": email, "reference": "GDPR-2-" + n.name}, nil); st != http.StatusNotFound {
+			t.Fatalf("%s: the erased cardholder is still found: %d", n.name, st)
+		}
+	}
+}
+
+// masterKeyOf returns the master key file a node's config names.
+func masterKeyOf(t *testing.T, n *paytrailNode) string {
+	t.Helper()
+	b, err := os.ReadFile(n.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`master_key: file://(\S+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no master key in the config")
+	}
+	return string(m[1])
+}
