@@ -191,10 +191,14 @@ func startCluster(t *testing.T, nodes int) (*natstest.Cluster, []*paytrailNode, 
 	return ns, out, token
 }
 
-// waitConverged waits until every node applied the whole stream.
+// waitConverged waits until every node applied the whole stream, and the
+// stream stayed still for longer than the nodes' cut interval (one
+// second), so that no cut point is still on its way to some node.
 func waitConverged(t *testing.T, nodes []*paytrailNode) uint64 {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
+	var still time.Time
+	var last uint64
 	for {
 		var rs []readyz
 		ok := true
@@ -210,8 +214,11 @@ func waitConverged(t *testing.T, nodes []*paytrailNode) uint64 {
 			for _, r := range rs[1:] {
 				same = same && r.Applied == rs[0].Applied && r.Entries == rs[0].Entries
 			}
-			if same {
+			if same && rs[0].Applied == last && time.Since(still) > 1500*time.Millisecond {
 				return rs[0].Entries
+			}
+			if !same || rs[0].Applied != last {
+				last, still = rs[0].Applied, time.Now()
 			}
 		}
 		if time.Now().After(deadline) {

@@ -150,6 +150,10 @@ func (tc *testCluster) converge(t *testing.T) {
 			nodes = append(nodes, n)
 		}
 	}
+	// Done when every node applied the whole stream and it stayed still
+	// for a few cut intervals (no cut point on its way to some node).
+	var last uint64
+	var still time.Time
 	for {
 		end, err := nodes[0].conn.LastSeq(ctx)
 		if err != nil {
@@ -161,7 +165,10 @@ func (tc *testCluster) converge(t *testing.T) {
 				done = false
 			}
 		}
-		if done {
+		if end != last {
+			last, still = end, time.Now()
+		}
+		if done && time.Since(still) > 200*time.Millisecond {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -276,25 +276,6 @@ func (c *Conn) LedgerID(ctx context.Context, proposed string) (id string, create
 	return id, created, err
 }
 
-// ExistingLedgerID returns the cluster's ledger id, or found=false if no
-// node founded it yet.
-func (c *Conn) ExistingLedgerID(ctx context.Context) (id string, found bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	e, err := c.meta.Get(ctx, "ledger_id")
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("failed to read the cluster's ledger id: %w", err)
-	}
-	return string(e.Value()), true, nil
-}
-
-// ErrKeysetsDiffer refuses a node whose own keysets are not the cluster's
-// while it already holds data sealed or signed with them.
-var ErrKeysetsDiffer = errors.New("this data dir's keysets are not the cluster's")
-
 // SyncKeysets makes local, the wrapped keyset files of this node (name ->
 // file bytes), the cluster's: keysets the cluster lacks are published from
 // local (create-if-absent, so the first node's win), and the cluster's are

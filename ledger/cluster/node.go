@@ -86,7 +86,11 @@ func NewNode(c *Conn, opts NodeOptions) (*Node, error) {
 	}
 	n := &Node{c: c, l: opts.Ledger, opts: opts, ks: c.KeyStore(), waiters: map[string][]*waiter{}}
 	n.pos = opts.Ledger.Applied()
-	n.cutSize.Store(opts.Ledger.Size())
+	// Cut from the newest checkpoint on: a node that stopped before the
+	// cut of its last entries applied cuts them after its restart.
+	if size, _, _, found, err := opts.Ledger.LatestCheckpointRoot(); err == nil && found {
+		n.cutSize.Store(size)
+	}
 	return n, nil
 }
 
