@@ -198,13 +198,9 @@ func NewSubmitter(cfg SubmitterConfig) (*Submitter, error) {
 			return nil, fmt.Errorf("witness: name %q is empty, a duplicate, or not 1 to 64 characters of A-Z a-z 0-9 . _ -", ep.Name)
 		}
 		names[ep.Name] = true
-		u, err := url.Parse(ep.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("witness %s: url must be an http or https URL", ep.Name)
-		}
-		v, err := fnote.NewVerifierForCosignatureV1(ep.Key)
+		u, v, err := ep.check()
 		if err != nil {
-			return nil, fmt.Errorf("witness %s: key is not a cosignature verifier key: %w", ep.Name, err)
+			return nil, err
 		}
 		if s.keys[nameHash{v.Name(), v.KeyHash()}] {
 			return nil, fmt.Errorf("witness %s: the same key as another witness", ep.Name)
@@ -236,6 +232,28 @@ func NewSubmitter(cfg SubmitterConfig) (*Submitter, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Check reports what is wrong with the endpoint, if anything: its name,
+// URL or key.
+func (ep Endpoint) Check() error {
+	_, _, err := ep.check()
+	return err
+}
+
+func (ep Endpoint) check() (*url.URL, note.Verifier, error) {
+	if !validName(ep.Name) {
+		return nil, nil, fmt.Errorf("witness name %q is not 1 to 64 characters of A-Z a-z 0-9 . _ -", ep.Name)
+	}
+	u, err := url.Parse(ep.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, nil, fmt.Errorf("witness %s: url must be an http or https URL (the submission prefix)", ep.Name)
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(ep.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness %s: key is not a cosignature verifier key: %w", ep.Name, err)
+	}
+	return u, v, nil
 }
 
 func registerAll(r prometheus.Registerer, cs ...prometheus.Collector) error {

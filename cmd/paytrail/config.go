@@ -39,6 +39,18 @@ type fileConfig struct {
 	// Limits bound what unauthenticated clients can cost (docs/operations.md,
 	// "Limits for unauthenticated clients"); unset keys keep the defaults.
 	Limits limitsConfig `yaml:"limits"`
+	// Witnesses cosign every new checkpoint (docs/operations.md,
+	// "Witnesses"); WitnessQuorum of them make it "witnessed".
+	Witnesses     []witnessConfig `yaml:"witnesses"`
+	WitnessQuorum int             `yaml:"witness_quorum"`
+}
+
+// witnessConfig is one C2SP tlog-witness: a name for metrics, its
+// submission URL and its cosignature verifier key.
+type witnessConfig struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	Key  string `yaml:"key"`
 }
 
 type limitsConfig struct {

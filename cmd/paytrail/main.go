@@ -6,6 +6,8 @@
 //	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--token T]
 //	paytrail reconcile  --data DIR --format generic|stripe FILE
 //	paytrail bench      ingest --url URL --source NAME --secret S --events N --concurrency C
+//	paytrail receipt    verify --key VKEY [--witness WKEY]... [--quorum K] FILE
+//	paytrail witness    key|serve ...
 //	paytrail version
 //
 // Every command and subcommand takes -h or --help. Flags may come before or
@@ -67,6 +69,8 @@ commands:
   verify      check the ledger (local data dir or a remote server)
   reconcile   match a settlement report against the ledger
   bench       load-test a running server
+  receipt     verify an entry's receipt offline
+  witness     run a witness that cosigns a ledger's checkpoints
   version     print the version
 
 run 'paytrail <command> -h' for a command's flags`
@@ -92,6 +96,10 @@ func run(ctx context.Context, e env) int {
 		err = cmdReconcile(ctx, e)
 	case "bench":
 		err = cmdBench(ctx, e)
+	case "receipt":
+		err = cmdReceipt(e)
+	case "witness":
+		err = cmdWitness(ctx, e)
 	case "version", "-version", "--version":
 		fmt.Fprintln(e.stdout, versionString())
 		return exitOK
