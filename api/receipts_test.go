@@ -31,6 +31,7 @@ type cosigningWitness struct {
 	signer note.Signer
 	vkey   string
 	down   atomic.Bool
+	stall  atomic.Bool // hold every request until the client gives up
 	http   *httptest.Server
 }
 
@@ -47,6 +48,13 @@ func newCosigningWitness(t testing.TB, name string) *cosigningWitness {
 		t.Fatal(err)
 	}
 	w.http = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.stall.Load() {
+			// The body is read first: only then does net/http watch the
+			// connection and cancel the context when the client goes.
+			io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
 		if w.down.Load() {
 			http.Error(rw, "down", http.StatusServiceUnavailable)
 			return
