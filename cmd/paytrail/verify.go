@@ -32,6 +32,8 @@ func cmdVerify(ctx context.Context, e env) error {
 		"(the check then uses the newest checkpoint the server says is witnessed)",
 		func(k string) error { wkeys = append(wkeys, k); return nil })
 	quorum := fs.Int("quorum", -1, "remote: how many of the --witness keys must have cosigned the checkpoint (default: all of them)")
+	via := fs.Uint64("via", 0, "remote: after a signer rotation, the size of the checkpoint signed by both the pinned and the new key "+
+		"(announced by the operator): its new keys are pinned first")
 	args, err := parseFlags(e, fs, e.args)
 	if err != nil {
 		return err
@@ -48,7 +50,7 @@ func cmdVerify(ctx context.Context, e env) error {
 			return err
 		}
 		return verifyRemote(ctx, e, remoteCheck{baseURL: *url, cpFile: *cpFile, vkey: first(vkeys...),
-			token: first(*token, e.getenv("PAYTRAIL_TOKEN")), witnesses: ws, policy: policy})
+			token: first(*token, e.getenv("PAYTRAIL_TOKEN")), witnesses: ws, policy: policy, via: *via})
 	}
 	s, err := df.resolve(e)
 	if err != nil {

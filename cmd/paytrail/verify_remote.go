@@ -77,6 +77,11 @@ func verifyRemote(ctx context.Context, e env, rc remoteCheck) error {
 	if err != nil {
 		return err
 	}
+	if rc.via > 0 {
+		if pinned, err = pinVia(ctx, e, rl, rc.via, pinned, cpFile); err != nil {
+			return err
+		}
+	}
 
 	var query url.Values
 	if len(rc.witnesses) > 0 {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/transparency-dev/formats/log"
@@ -22,6 +23,25 @@ type remoteCheck struct {
 	// quorum of them the checkpoint must carry (--quorum).
 	witnesses []note.Verifier
 	policy    witness.Group
+	// via, if not 0, is the size of a handover checkpoint whose new
+	// signer keys are pinned before anything else (--via).
+	via uint64
+}
+
+// pinVia fetches the checkpoint of size via, which must verify with a
+// pinned key, and pins the other keys of the ledger that signed it.
+func pinVia(ctx context.Context, e env, rl *remoteLedger, via uint64, pinned []note.Verifier, cpFile string) ([]note.Verifier, error) {
+	cp, err := rl.get(ctx, "/v1/ledger/checkpoints/"+strconv.FormatUint(via, 10), nil, maxCheckpointBytes)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := openPinned(cp, pinned, nil); err != nil {
+		return nil, checkFailed(e, fmt.Errorf("the checkpoint of size %d (--via) does not verify with a pinned key: %w", via, err))
+	}
+	if err := pinRotated(ctx, e, rl, cp, pinned, cpFile); err != nil {
+		return nil, err
+	}
+	return pinnedKeys(pinned[0], cpFile)
 }
 
 // keysFile is where verify --url keeps the signer keys it pinned after a

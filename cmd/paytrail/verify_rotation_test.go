@@ -31,9 +31,14 @@ func TestVerifyRemoteFollowsRotation(t *testing.T) {
 	}
 	// A stranger's key of the same name, listed too: never pinned.
 	_, vkey3, _ := note.GenerateKey(rand.Reader, f.origin)
+	var bridge []byte // the handover checkpoint, of size 8
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/ledger/public-keys" {
+		switch r.URL.Path {
+		case "/v1/ledger/public-keys":
 			w.Write([]byte(vkey2 + "\n" + f.vkey + "\n" + vkey3 + "\n"))
+			return
+		case "/v1/ledger/checkpoints/8":
+			w.Write(bridge)
 			return
 		}
 		f.ServeHTTP(w, r)
@@ -69,6 +74,7 @@ func TestVerifyRemoteFollowsRotation(t *testing.T) {
 	// The handover checkpoint, signed by both keys, pins the new key.
 	f.mu.Lock()
 	f.serve = signWith(f.signer, s2)
+	bridge = f.serve
 	f.mu.Unlock()
 	r := runVerifyRemote(t, srv.URL, file, f.vkey)
 	if r.code != 0 || !strings.Contains(r.stdout, "pinned new signer key "+vkey2) {
@@ -89,6 +95,20 @@ func TestVerifyRemoteFollowsRotation(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "pinned new") {
 		t.Error("the new key was pinned again")
+	}
+
+	// An auditor who never saw the handover checkpoint names it (--via):
+	// its new key is pinned, and the check goes on from size 5 to 10.
+	r = runVerifyRemote(t, srv.URL, other, f.vkey, "--via", "8")
+	if r.code != 0 || !strings.Contains(r.stdout, "pinned new signer key "+vkey2) || !strings.Contains(r.stdout, "from size 5 to 10") {
+		t.Fatalf("--via: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// --via a checkpoint the pinned key did not sign fails.
+	f.mu.Lock()
+	bridge = signWith(s2)
+	f.mu.Unlock()
+	if r := runVerifyRemote(t, srv.URL, filepath.Join(dir, "fresh"), f.vkey, "--via", "8"); r.code != 1 {
+		t.Errorf("--via a checkpoint the pinned key did not sign: exit %d, want 1: %s", r.code, r.stdout)
 	}
 }
 
