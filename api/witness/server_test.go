@@ -352,3 +352,58 @@ func TestWitnessServerEmptyTree(t *testing.T) {
 		t.Errorf("a proof from size 0: %d, want 422", status)
 	}
 }
+
+// FuzzWitnessAddCheckpoint: whatever the body, the witness answers a
+// status of the spec (never 5xx, never a panic), and a 200 only with a
+// valid cosignature of a checkpoint the log signed.
+func FuzzWitnessAddCheckpoint(f *testing.F) {
+	lg := newTestLog(f, "example.com/testlog")
+	signer, vkey := testWitnessKey(f, "witness.example/w1", false)
+	lv, err := note.NewVerifier(lg.vkey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv, err := witness.OpenServer(witness.ServerConfig{Dir: f.TempDir(), Signer: signer, Logs: []note.Verifier{lv}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { srv.Close() })
+	wv, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	lg.grow(7)
+	f.Add(addBody(0, nil, lg.checkpoint(3)))
+	f.Add(addBody(3, lg.proof(3, 7), lg.checkpoint(7)))
+	f.Add(addBody(7, nil, lg.checkpoint(7)))
+	f.Add([]byte("old 0\n\nexample.com/testlog\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/add-checkpoint", bytes.NewReader(body)))
+		switch rec.Code {
+		case 200:
+			req, err := witness.ParseAddCheckpoint(body)
+			if err != nil {
+				t.Fatalf("200 for a malformed body %q", body)
+			}
+			if n, err := note.Open(append(bytes.Clone(req.Checkpoint), rec.Body.Bytes()...), note.VerifierList(lv, wv)); err != nil || len(n.Sigs) < 2 {
+				t.Fatalf("200 without a valid log signature and cosignature: %v", err)
+			}
+		case 400, 403, 404, 409, 413, 422:
+		default:
+			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+	})
+}
+
+// TestWitnessServerOversizedBody: a body over MaxBodySize is refused
+// unread past the limit.
+func TestWitnessServerOversizedBody(t *testing.T) {
+	lg := newTestLog(t, "example.com/testlog")
+	signer, vkey := testWitnessKey(t, "witness.example/w1", false)
+	w := startWitness(t, t.TempDir(), signer, vkey, lg)
+	body := append(addBody(0, nil, lg.checkpoint(0)), bytes.Repeat([]byte("\u2014 x AAAA\n"), witness.MaxBodySize/8)...)
+	if status, _, _ := w.post(body); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a %d-byte body: %d, want 413", len(body), status)
+	}
+}

@@ -40,7 +40,9 @@ type indieWitness struct {
 	size    uint64
 	root    tlog.Hash
 	posts   int
-	refused []string // why requests were refused (an honest client causes only 409s)
+	// inflight and maxInflight count requests being answered at once.
+	inflight, maxInflight int
+	refused              []string // why requests were refused (an honest client causes only 409s)
 	// behave, if set, answers instead of the protocol.
 	behave func(w http.ResponseWriter, r *http.Request) bool
 }
@@ -67,8 +69,15 @@ func newIndieWitness(t testing.TB, logVkey, name string) *indieWitness {
 func (iw *indieWitness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	iw.mu.Lock()
 	iw.posts++
+	iw.inflight++
+	iw.maxInflight = max(iw.maxInflight, iw.inflight)
 	behave := iw.behave
 	iw.mu.Unlock()
+	defer func() {
+		iw.mu.Lock()
+		iw.inflight--
+		iw.mu.Unlock()
+	}()
 	if behave != nil && behave(w, r) {
 		return
 	}
@@ -276,6 +285,11 @@ func TestSubmitterInterop(t *testing.T) {
 		if _, refused := iw.state(); len(refused) != 0 {
 			t.Errorf("a witness refused requests: %q", refused)
 		}
+		iw.mu.Lock()
+		if iw.maxInflight > 1 {
+			t.Errorf("%d requests in flight at once to one witness", iw.maxInflight)
+		}
+		iw.mu.Unlock()
 	}
 	size := l.Size()
 	cp, err := l.CosignedCheckpoint(size)
