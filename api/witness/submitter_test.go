@@ -32,17 +32,17 @@ import (
 // indieWitness is an independent tlog-witness: state in memory, every
 // check of the spec, and a record of what it was sent.
 type indieWitness struct {
-	t       testing.TB
-	logKey  note.Verifier
-	signer  note.Signer
-	vkey    string
-	mu      sync.Mutex
-	size    uint64
-	root    tlog.Hash
-	posts   int
+	t      testing.TB
+	logKey note.Verifier
+	signer note.Signer
+	vkey   string
+	mu     sync.Mutex
+	size   uint64
+	root   tlog.Hash
+	posts  int
 	// inflight and maxInflight count requests being answered at once.
 	inflight, maxInflight int
-	refused              []string // why requests were refused (an honest client causes only 409s)
+	refused               []string // why requests were refused (an honest client causes only 409s)
 	// behave, if set, answers instead of the protocol.
 	behave func(w http.ResponseWriter, r *http.Request) bool
 }
