@@ -15,11 +15,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
-
-	"github.com/transparency-dev/formats/log"
 )
 
 // Log is what the submitter needs of the ledger.
@@ -330,7 +329,10 @@ func (s *Submitter) Lag() uint64 {
 func (s *Submitter) Satisfied(cp []byte) bool { return s.policy.Satisfied(cp) }
 
 // findWitnessed finds, at start, the newest stored checkpoint a quorum
-// cosigned; newer ones found meanwhile by the workers win.
+// cosigned; newer ones found meanwhile by the workers win. It walks the
+// cosignature rows back from the newest and stops at the first quorum,
+// so it reads few rows unless witnesses were failing for long; it runs
+// in the background and delays nothing.
 func (s *Submitter) findWitnessed(ctx context.Context) {
 	err := s.cfg.Log.WalkCosigned(func(size uint64, sigs []note.Signature) bool {
 		if ctx.Err() != nil {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/transparency-dev/formats/log"
@@ -44,7 +46,7 @@ func cmdReceipt(e env) error {
 	var wkeys []string
 	fs.Func("witness", "a witness's cosignature verifier key, or a file holding it; repeat for each witness you trust",
 		func(k string) error { wkeys = append(wkeys, k); return nil })
-	quorum := fs.Int("quorum", -1, "how many of the --witness keys must have cosigned (default: all of them)")
+	quorum := quorumFlag(fs, "how many of the --witness keys must have cosigned (default: all of them)")
 	args, err := parseFlags(e, fs, e.args)
 	if err != nil {
 		return err
@@ -75,6 +77,21 @@ func cmdReceipt(e env) error {
 	}
 	fmt.Fprintln(e.stdout)
 	return nil
+}
+
+// quorumFlag registers --quorum K: a number of witnesses, -1 (all of
+// them) when not given.
+func quorumFlag(fs *flag.FlagSet, usage string) *int {
+	k := -1
+	fs.Func("quorum", usage, func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be a number of witnesses, 0 or more")
+		}
+		k = n
+		return nil
+	})
+	return &k
 }
 
 func readCapped(path string, limit int64) ([]byte, error) {

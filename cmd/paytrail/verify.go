@@ -31,7 +31,7 @@ func cmdVerify(ctx context.Context, e env) error {
 	fs.Func("witness", "remote: a witness's cosignature verifier key, or a file holding it; repeat for each witness you trust "+
 		"(the check then uses the newest checkpoint the server says is witnessed)",
 		func(k string) error { wkeys = append(wkeys, k); return nil })
-	quorum := fs.Int("quorum", -1, "remote: how many of the --witness keys must have cosigned the checkpoint (default: all of them)")
+	quorum := quorumFlag(fs, "remote: how many of the --witness keys must have cosigned the checkpoint (default: all of them)")
 	via := fs.Uint64("via", 0, "remote: after a signer rotation, the size of the checkpoint signed by both the pinned and the new key "+
 		"(announced by the operator): its new keys are pinned first")
 	args, err := parseFlags(e, fs, e.args)
