@@ -254,9 +254,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.verifiers = vkeys
 	s.metrics = newMetrics(cfg.Registry, cfg.Ledger, s)
-	if err := s.startWitnessing(); err != nil {
-		return nil, err
-	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -271,6 +268,10 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.engine = e
 	s.routes(e, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	// Last: nothing after it may fail and leave its goroutines running.
+	if err := s.startWitnessing(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

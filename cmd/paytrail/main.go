@@ -3,7 +3,7 @@
 //	paytrail serve      [--config FILE] [--data DIR] [--addr HOST:PORT]
 //	paytrail principal  add|list|revoke --data DIR ...
 //	paytrail keys       init|status|rotate --data DIR ...
-//	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--token T]
+//	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--witness WKEY]... [--quorum K] [--token T]
 //	paytrail reconcile  --data DIR --format generic|stripe FILE
 //	paytrail bench      ingest --url URL --source NAME --secret S --events N --concurrency C
 //	paytrail receipt    verify --key VKEY [--witness WKEY]... [--quorum K] FILE
