@@ -21,6 +21,7 @@ import (
 	stripewebhook "github.com/stripe/stripe-go/v85/webhook"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/api/witness"
 	"github.com/paytrail/paytrail/ledger/datadir"
 )
 
@@ -42,6 +43,11 @@ type harness struct {
 	logs   *syncBuffer
 	tokens map[string]string // principal name -> bearer token
 	ids    map[string]string // principal name -> id
+	// witnesses, witnessQuorum and witnessTiming configure the server's
+	// witness submitter (newWitnessedHarness).
+	witnesses     []witness.Endpoint
+	witnessQuorum int
+	witnessTiming witness.Timing
 }
 
 type syncBuffer struct {
@@ -72,7 +78,15 @@ func (s *syncBuffer) String() string {
 //	admin        admin    *
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessSet(t, func(*harness) {})
+}
+
+// newHarnessSet is newHarness with set applied to the harness before
+// the server starts.
+func newHarnessSet(t testing.TB, set func(*harness)) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, tokens: map[string]string{}, ids: map[string]string{}}
+	set(h)
 	h.start()
 	for _, p := range []struct {
 		name      string
@@ -114,6 +128,7 @@ func (h *harness) start() {
 			// A source whose default merchant is the only one it may post for.
 			{Name: "shop", Scheme: "standard", Secrets: []string{testStandardSecret}, DefaultMerchant: "m_bookshop"},
 		},
+		Witnesses: h.witnesses, WitnessQuorum: h.witnessQuorum, WitnessTiming: h.witnessTiming,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -126,6 +141,9 @@ func (h *harness) stop() {
 	if h.http != nil {
 		h.http.Close()
 		h.http = nil
+	}
+	if h.srv != nil && len(h.witnesses) > 0 {
+		h.srv.stopWitnessing()
 	}
 	if h.node != nil {
 		if err := h.node.Close(); err != nil {
