@@ -286,6 +286,14 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 					fail(err)
 					return
 				}
+				// Until its checkpoint is stored, the cut is pending: a
+				// crash after this batch is durable (and the log position
+				// with it) leaves the row, and the cut is finished on the
+				// next start (Ledger.FinishCuts).
+				if err := b.Set(pendingCutKey(size), r.rec.Checkpoint, nil); err != nil {
+					fail(err)
+					return
+				}
 				p.cuts = append(p.cuts, c)
 			}
 			continue

@@ -45,6 +45,13 @@ var (
 	metaLegacyID = []byte("mledger_id")
 )
 
+// pendingCutKey is the row of a checkpoint cut point of the log whose
+// checkpoint is not stored yet; its value is the seeded checkpoint note,
+// if any.
+func pendingCutKey(size uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("apending_cut/"), size)
+}
+
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func entryKey(seq uint64) []byte {

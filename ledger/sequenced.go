@@ -169,7 +169,7 @@ func (l *Ledger) checkpointCut(c cut) error {
 		}
 	}
 	if l.signer == nil && c.note == nil {
-		return nil
+		return l.db.Delete(pendingCutKey(c.size), pebble.NoSync)
 	}
 	if l.opts.Agree != nil {
 		if err := l.agree(c.size, root); err != nil {
@@ -186,9 +186,60 @@ func (l *Ledger) checkpointCut(c cut) error {
 			return fmt.Errorf("failed to store seeded checkpoint: %w", err)
 		}
 		l.signedAt(c.size)
-		return nil
+	} else if err := l.signTree(c.size, c.tree); err != nil {
+		return err
 	}
-	return l.signTree(c.size, c.tree)
+	// Stored (and synced): the cut is done. Should this delete be lost in
+	// a crash, FinishCuts finds the checkpoint stored and only deletes.
+	if err := l.db.Delete(pendingCutKey(c.size), pebble.NoSync); err != nil {
+		return fmt.Errorf("failed to finish cut: %w", err)
+	}
+	return nil
+}
+
+// FinishCuts signs the checkpoints of the log's cut points that a crash
+// left unsigned: a cut's batch, and the log position past it, were durable
+// but its checkpoint was not stored. A cluster node calls it before it
+// applies anything, so that it holds every checkpoint the other nodes do.
+func (l *Ledger) FinishCuts() error {
+	release, err := l.acquire()
+	if err != nil {
+		return err
+	}
+	prefix := []byte("apending_cut/")
+	it, err := prefixIter(l.db, prefix)
+	if err != nil {
+		release()
+		return err
+	}
+	var cuts []cut
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()[len(prefix):]
+		if len(k) != 8 {
+			continue
+		}
+		c := cut{size: binary.BigEndian.Uint64(k)}
+		if v := it.Value(); len(v) > 0 {
+			c.note = bytes.Clone(v)
+		}
+		if c.tree, err = loadTree(l.db, c.size); err != nil {
+			break
+		}
+		cuts = append(cuts, c)
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	release()
+	if err != nil {
+		return fmt.Errorf("failed to read pending cuts: %w", err)
+	}
+	for _, c := range cuts {
+		if err := l.checkpointCut(c); err != nil {
+			return fmt.Errorf("failed to finish the cut at %d: %w", c.size, err)
+		}
+	}
+	return nil
 }
 
 // agree asks the cluster to agree on the root of size, retrying (with

@@ -225,3 +225,59 @@ func TestSeedReproducesEntriesAndCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A cut whose batch is durable but whose checkpoint is not (the process
+// died, or the cluster could not be asked, in between) is signed on the
+// next start: the log position is past it and it is never applied again.
+func TestUnfinishedCutIsSignedOnRestart(t *testing.T) {
+	keys := newTestKeys(t, "paytrail/c0ffee")
+	dir := t.TempDir()
+	unreachable := errors.New("cluster unreachable")
+	l, err := Open(context.Background(), Options{
+		Dir: dir, ID: "c0ffee", Sequenced: true,
+		Agree:  func(context.Context, uint64, []byte) error { return unreachable },
+		Signer: func(string) (note.Signer, error) { return note.NewSigner(keys.skey) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitted := make(chan *Pending, 3)
+	for i, r := range []Record{adminRecord(1), adminRecord(2), {Cut: true}} {
+		p, err := l.Submit(r, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		submitted <- p
+	}
+	<-submitted
+	<-submitted
+	// The cut's batch is durable (the tree grew); its checkpoint, and the
+	// batch's callers, wait for the cluster.
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Size() != 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	l.Close() // gives up agreeing
+	cutPending := <-submitted
+	<-cutPending.Done()
+	if _, err := cutPending.Result(); err == nil {
+		t.Fatal("the cut succeeded without agreement")
+	}
+	agreed := 0
+	l = openNode(t, dir, "c0ffee", keys, func(context.Context, uint64, []byte) error { agreed++; return nil })
+	if l.Applied() != 3 {
+		t.Fatalf("applied %d, want 3", l.Applied())
+	}
+	if _, err := l.Checkpoint(2); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("checkpoint before FinishCuts: %v", err)
+	}
+	if err := l.FinishCuts(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Checkpoint(2); err != nil || agreed != 1 {
+		t.Fatalf("checkpoint after FinishCuts: %v (agreed %d)", err, agreed)
+	}
+	if err := l.FinishCuts(); err != nil || agreed != 1 {
+		t.Fatalf("a finished cut was finished again: %v (agreed %d)", err, agreed)
+	}
+}

@@ -102,6 +102,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.streamEnd.Store(end)
+	if err := n.l.FinishCuts(); err != nil {
+		n.halt(err)
+	}
 	if err := n.checkTree(ctx); err != nil {
 		// Start anyway, halted: the node reports why until restarted.
 		n.halt(err)
