@@ -169,7 +169,7 @@ func (l *Ledger) checkpointCut(c cut) error {
 		}
 	}
 	if l.signer == nil && c.note == nil {
-		return l.db.Delete(pendingCutKey(c.size), pebble.NoSync)
+		return l.db.Delete(pendingCutKey(c.size), pebble.Sync)
 	}
 	if l.opts.Agree != nil {
 		if err := l.agree(c.size, root); err != nil {
@@ -191,7 +191,7 @@ func (l *Ledger) checkpointCut(c cut) error {
 	}
 	// Stored (and synced): the cut is done. Should this delete be lost in
 	// a crash, FinishCuts finds the checkpoint stored and only deletes.
-	if err := l.db.Delete(pendingCutKey(c.size), pebble.NoSync); err != nil {
+	if err := l.db.Delete(pendingCutKey(c.size), pebble.Sync); err != nil {
 		return fmt.Errorf("failed to finish cut: %w", err)
 	}
 	return nil
