@@ -93,6 +93,12 @@ type Config struct {
 	TrustedProxies []string
 	// Now is the clock. The default is time.Now.
 	Now func() time.Time
+	// OIDC, if set, accepts the identity provider's JWTs besides paytrail
+	// tokens (when Auth is unset) and signs people in to the console by
+	// OIDC. nil: no single sign-on; the console takes a paytrail token.
+	OIDC *auth.OIDC
+	// Console configures the web console (console.go).
+	Console ConsoleConfig
 }
 
 // Source is a configured webhook source.
@@ -139,6 +145,9 @@ type Server struct {
 	// beforeAppend, if set (by tests, before any request), runs in ingest
 	// between sealing an event and appending it.
 	beforeAppend atomic.Pointer[func(eventID string)]
+
+	// console is the web console's state (console.go).
+	console *consoleState
 
 	// logLimit keeps repeated warnings to one line per interval.
 	logLimit *logLimiter
@@ -222,7 +231,7 @@ func New(cfg Config) (*Server, error) {
 	s.principals = &auth.Store{Ledger: cfg.Ledger, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
 	if s.auth == nil {
-		s.auth = auth.Bearer{Lookup: s.principals}
+		s.auth = auth.Tokens{Bearer: auth.Bearer{Lookup: s.principals}, OIDC: cfg.OIDC}
 	}
 	for _, src := range cfg.Sources {
 		if _, dup := s.sources[src.Name]; dup {
