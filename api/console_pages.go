@@ -228,7 +228,7 @@ func (s *Server) consoleReceipt(c *gin.Context) {
 }
 
 type accessLogPage struct {
-	Filters url.Values
+	Filters  url.Values
 	Items    []accessView
 	Next     template.URL
 	FirstURL template.URL

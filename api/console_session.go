@@ -40,7 +40,7 @@ const (
 type session struct {
 	key       string // SHA-256 of the cookie value, hex
 	csrf      string
-	tokenHash string         // token sign-in: looked up on every request
+	tokenHash string          // token sign-in: looked up on every request
 	fixed     *auth.Principal // OIDC sign-in
 	principal *auth.Principal // this request's principal
 	created   time.Time
