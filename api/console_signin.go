@@ -89,6 +89,7 @@ func (s *Server) consoleOIDCLogin(c *gin.Context) {
 			"the identity provider cannot be reached right now; try again in a moment"))
 		return
 	}
+	s.redirectURL(c, oc)
 	pre := &preSession{state: randomToken(), nonce: randomToken(), verifier: oauth2.GenerateVerifier()}
 	v := s.console.sessions.newPre(pre)
 	s.setCookie(c, preCookie, v, int(loginTimeout/time.Second), http.SameSiteLaxMode)
@@ -122,6 +123,7 @@ func (s *Server) consoleOIDCCallback(c *gin.Context) {
 			"the identity provider cannot be reached right now; try again in a moment"))
 		return
 	}
+	s.redirectURL(c, oc)
 	ctx, cancel := context.WithTimeout(s.console.oidc.HTTPContext(c), 15*time.Second)
 	defer cancel()
 	tok, err := oc.Exchange(ctx, c.Query("code"), oauth2.VerifierOption(pre.verifier))
@@ -153,6 +155,20 @@ func (s *Server) consoleOIDCCallback(c *gin.Context) {
 	// navigation, on which the browser would not send the new SameSite=
 	// Strict cookie. A same-site navigation from this page does.
 	s.render(c, http.StatusOK, "continue", &pageData{Title: "Signed in"})
+}
+
+// redirectURL fills in the callback URL, when not configured, from the
+// request's own host (the provider checks it against the URIs registered
+// for the client, so a forged Host header only makes sign-in fail).
+func (s *Server) redirectURL(c *gin.Context, oc *oauth2.Config) {
+	if oc.RedirectURL != "" {
+		return
+	}
+	scheme := "http"
+	if s.consoleCookieSecure(c) {
+		scheme = "https"
+	}
+	oc.RedirectURL = scheme + "://" + c.Request.Host + "/console/oidc/callback"
 }
 
 func (s *Server) consoleSignOut(c *gin.Context) {

@@ -42,6 +42,8 @@ type harness struct {
 	logs   *syncBuffer
 	tokens map[string]string // principal name -> bearer token
 	ids    map[string]string // principal name -> id
+	// configure, if set, adjusts the server's config before each start.
+	configure func(*Config)
 }
 
 type syncBuffer struct {
@@ -72,7 +74,14 @@ func (s *syncBuffer) String() string {
 //	admin        admin    *
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, tokens: map[string]string{}, ids: map[string]string{}}
+	return newConfiguredHarness(t, nil)
+}
+
+// newConfiguredHarness is newHarness with configure adjusting the server's
+// config.
+func newConfiguredHarness(t testing.TB, configure func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, tokens: map[string]string{}, ids: map[string]string{}, configure: configure}
 	h.start()
 	for _, p := range []struct {
 		name      string
@@ -105,7 +114,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv, err := New(Config{
+	cfg := Config{
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
 		Sources: []Source{
 			{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}},
@@ -114,7 +123,11 @@ func (h *harness) start() {
 			// A source whose default merchant is the only one it may post for.
 			{Name: "shop", Scheme: "standard", Secrets: []string{testStandardSecret}, DefaultMerchant: "m_bookshop"},
 		},
-	})
+	}
+	if h.configure != nil {
+		h.configure(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
