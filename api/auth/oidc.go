@@ -118,10 +118,11 @@ type OIDCConfig struct {
 type OIDC struct {
 	cfg OIDCConfig
 
-	mu       sync.Mutex
-	provider *oidc.Provider
-	lastTry  time.Time
-	lastErr  error
+	mu        sync.Mutex
+	provider  *oidc.Provider
+	verifiers map[string]*oidc.IDTokenVerifier // by audience
+	lastTry   time.Time
+	lastErr   error
 }
 
 // NewOIDC checks cfg; it fetches nothing (see the package doc, "The issuer
@@ -196,22 +197,32 @@ func (o *OIDC) Provider(ctx context.Context) (*oidc.Provider, error) {
 		o.lastErr = fmt.Errorf("%w: %v", ErrIssuerUnavailable, err)
 		return nil, o.lastErr
 	}
-	// NewProvider keeps the client of dctx; its key set is created later
-	// from the provider with a context that is never cancelled.
+	// NewProvider keeps the client of dctx, not its deadline: its key
+	// set fetches with a background context and that client.
 	o.provider, o.lastErr = p, nil
 	return p, nil
 }
 
-// verifier returns a verifier for tokens with audience aud, pinned to
-// OIDCAlgorithms whatever the discovery document advertises.
+// verifier returns the verifier for tokens with audience aud, pinned to
+// OIDCAlgorithms whatever the discovery document advertises. Verifiers
+// share the provider's one key set, so the JWKS is fetched once and again
+// only for a key id it does not hold (rotation), not per token.
 func (o *OIDC) verifier(ctx context.Context, aud string) (*oidc.IDTokenVerifier, error) {
 	p, err := o.Provider(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.VerifierContext(oidc.ClientContext(context.Background(), o.cfg.HTTPClient), &oidc.Config{
-		ClientID: aud, SupportedSigningAlgs: OIDCAlgorithms, Now: o.cfg.Now,
-	}), nil
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if v, ok := o.verifiers[aud]; ok {
+		return v, nil
+	}
+	v := p.Verifier(&oidc.Config{ClientID: aud, SupportedSigningAlgs: OIDCAlgorithms, Now: o.cfg.Now})
+	if o.verifiers == nil {
+		o.verifiers = map[string]*oidc.IDTokenVerifier{}
+	}
+	o.verifiers[aud] = v
+	return v, nil
 }
 
 // LooksLikeJWT reports whether a bearer credential has a JWT's shape
