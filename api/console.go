@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -57,9 +58,23 @@ type consoleState struct {
 	pages    map[string]*template.Template
 	static   http.Handler
 	oidc     *auth.OIDC
-	// receipts is whether the API serves GET /v1/entries/{seq}/receipt;
-	// until it does, the transaction page says receipts are not available.
-	receipts bool
+	// receipts is whether the API serves GET /v1/entries/{seq}/receipt
+	// (looked up once all routes are registered); until it does, the
+	// transaction page says receipts are not available.
+	receiptsOnce sync.Once
+	receipts     bool
+}
+
+// receiptsServed reports whether the API has the receipt route.
+func (s *Server) receiptsServed() bool {
+	s.console.receiptsOnce.Do(func() {
+		for _, r := range s.engine.Routes() {
+			if r.Method == http.MethodGet && r.Path == "/v1/entries/:seq/receipt" {
+				s.console.receipts = true
+			}
+		}
+	})
+	return s.console.receipts
 }
 
 // consolePrincipal marks an internal request made by callAPI, carrying the
@@ -102,11 +117,6 @@ func (s *Server) consoleRoutes(e *gin.Engine) {
 		oidc:     s.cfg.OIDC,
 	}
 	s.auth = consoleAuth{next: s.auth}
-	for _, r := range e.Routes() {
-		if r.Method == http.MethodGet && r.Path == "/v1/entries/:seq/receipt" {
-			s.console.receipts = true
-		}
-	}
 
 	g := e.Group("/console", s.consoleHeaders)
 	g.GET("/static/*filepath", s.consoleStatic)
@@ -267,7 +277,7 @@ func (s *Server) render(c *gin.Context, status int, page string, d *pageData) {
 	if ss := sessionOf(c); ss != nil {
 		d.User, d.CSRF = ss.principal, ss.csrf
 	}
-	d.Receipt = s.console.receipts
+	d.Receipt = s.receiptsServed()
 	c.Render(status, render.HTML{Template: t, Name: "layout", Data: d})
 }
 

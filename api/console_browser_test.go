@@ -164,6 +164,19 @@ func TestBrowserAuditor(t *testing.T) {
 	if err != nil || bg != "rgb(23, 34, 59)" {
 		t.Errorf("header background %q (%v): console.css not applied", bg, err)
 	}
+	// The CSP blocks inline script, and the session cookie is HttpOnly.
+	blocked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const s = document.createElement("script");
+		s.textContent = "window.__inline = 1";
+		document.body.appendChild(s);
+		return window.__inline === undefined;
+	})()`))
+	if err != nil || !blocked {
+		t.Errorf("an inline script ran (%v): the CSP does not block it", err)
+	}
+	if cookies, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`)); strings.Contains(cookies, sessionCookie) {
+		t.Errorf("script can read the session cookie: %q", cookies)
+	}
 	screenshot(t, ctx, "transactions")
 
 	run(t, ctx, chromedp.Click(chromedp.CSS(`a[href="/console/transactions/pay_a1"]`)), chromedp.WaitVisible(chromedp.ID("h-entries")))

@@ -209,7 +209,7 @@ func (s *Server) consoleDisclose(c *gin.Context) {
 // consoleReceipt: GET /v1/entries/{seq}/receipt, as a file to save. Until
 // the API serves receipts (see console.receipts) this answers 404.
 func (s *Server) consoleReceipt(c *gin.Context) {
-	if !s.console.receipts {
+	if !s.receiptsServed() {
 		s.renderError(c, "transactions", newError(http.StatusNotFound, "not_found", "receipts are not available on this server yet"))
 		return
 	}
@@ -337,9 +337,9 @@ func (s *Server) consoleUpload(c *gin.Context) {
 		return
 	}
 	fields := map[string]string{}
-	for {
+	for i := 0; ; i++ {
 		part, err := mr.NextPart()
-		if err != nil {
+		if err != nil || i > 8 { // the form has four fields
 			s.renderError(c, "recon", badRequest("invalid_request", "choose a settlement report file to upload"))
 			return
 		}

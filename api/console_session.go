@@ -292,6 +292,9 @@ func (s *Server) consoleSession(c *gin.Context) {
 // so a value planted before sign-in is worthless), recorded as an access
 // entry. tokenHash or fixed names the principal p.
 func (s *Server) startSession(c *gin.Context, p *auth.Principal, tokenHash string, fixed *auth.Principal, expires time.Time) bool {
+	if old, _ := c.Cookie(sessionCookie); old != "" {
+		s.console.sessions.revoke(cookieKey(old)) // one session per browser
+	}
 	v, err := s.console.sessions.create(tokenHash, fixed, expires)
 	if err != nil {
 		s.renderError(c, "", toError(err))
@@ -308,12 +311,17 @@ func (s *Server) startSession(c *gin.Context, p *auth.Principal, tokenHash strin
 }
 
 // denySignIn records a refused sign-in and shows the sign-in page again.
+// Failed token sign-ins are coalesced like the API's 401s (see denials),
+// so that a stranger cannot grow the ledger at the rate they post.
 func (s *Server) denySignIn(c *gin.Context, p *auth.Principal, e *Error) {
 	if p != nil {
 		c.Set(principalKey, p)
 	}
-	if _, err := s.recordAccess(c, access{Action: "console.sign_in", Resource: "console session"}, e.Status); err != nil {
-		e = toError(err)
+	a := access{Action: "console.sign_in", Resource: "console session"}
+	if p != nil || e.Status != http.StatusUnauthorized || s.denials.admit(c.ClientIP(), a.Action, a.Resource, s.now()) {
+		if _, err := s.recordAccess(c, a, e.Status); err != nil {
+			e = toError(err)
+		}
 	}
 	s.renderSignIn(c, e.Status, e)
 }

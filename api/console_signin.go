@@ -50,12 +50,11 @@ func (s *Server) consoleSignInPage(c *gin.Context) {
 // never in a URL).
 func (s *Server) consoleSignIn(c *gin.Context) {
 	v, _ := c.Cookie(preCookie)
-	pre, ok := s.console.sessions.getPre(v, true)
-	if !ok || pre.csrf == "" || !s.checkCSRF(c, pre.csrf) {
-		if ok || c.IsAborted() {
-			return
-		}
-		s.checkCSRF(c, "") // no sign-in form was served to this browser
+	want := "" // no sign-in form was served to this browser: refused
+	if pre, ok := s.console.sessions.getPre(v, true); ok {
+		want = pre.csrf
+	}
+	if !s.checkCSRF(c, want) {
 		return
 	}
 	token := strings.TrimSpace(c.PostForm("token"))
