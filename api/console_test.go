@@ -15,7 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // consoleClient is a browser stand-in for the console: a cookie jar, no
