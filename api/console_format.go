@@ -18,16 +18,15 @@ var consoleFuncs = template.FuncMap{
 	"money": func(v int64, currency string) string {
 		return groupThousands(money.FormatMinor(v, currency)) + " " + currency
 	},
-	// when renders a time as a <time> element: UTC in the text (and its
-	// title), which console.js rewrites into the viewer's zone.
-	"when": func(t time.Time) template.HTML {
-		if t.IsZero() {
-			return ""
+	// when renders a time for people (consoleWhen).
+	"when": consoleWhen,
+	// whenText is when for a time the API answered as RFC 3339 text.
+	"whenText": func(s string) template.HTML {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return template.HTML(template.HTMLEscapeString(s))
 		}
-		u := t.UTC()
-		iso := template.HTMLEscapeString(u.Format(time.RFC3339Nano))
-		txt := template.HTMLEscapeString(u.Format("2006-01-02 15:04:05") + " UTC")
-		return template.HTML(`<time datetime="` + iso + `" title="` + txt + `">` + txt + `</time>`)
+		return consoleWhen(t)
 	},
 	"join":  func(v []string) string { return strings.Join(v, ", ") },
 	"label": fieldLabel,
@@ -49,6 +48,18 @@ var consoleFuncs = template.FuncMap{
 		}
 		return strings.ToUpper(s[:1]) + s[1:]
 	},
+}
+
+// consoleWhen renders a time as a <time> element: UTC in the text (and its
+// title), which console.js rewrites into the viewer's zone.
+func consoleWhen(t time.Time) template.HTML {
+	if t.IsZero() {
+		return ""
+	}
+	u := t.UTC()
+	iso := template.HTMLEscapeString(u.Format(time.RFC3339Nano))
+	txt := template.HTMLEscapeString(u.Format("2006-01-02 15:04:05") + " UTC")
+	return template.HTML(`<time datetime="` + iso + `" title="` + txt + `">` + txt + `</time>`)
 }
 
 // groupThousands puts commas between thousands of a decimal's integer part.

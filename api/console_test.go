@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -459,5 +460,46 @@ func TestConsoleRoutesDocumented(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no console routes")
+	}
+}
+
+// TestConsoleConcurrentRequests: one session used by many requests at
+// once (tabs), with erasure confirmations kept and taken meanwhile; run
+// under -race by CI.
+func TestConsoleConcurrentRequests(t *testing.T) {
+	h := newHarness(t)
+	seedConsole(t, h)
+	cc := newConsoleClient(t, h)
+	cc.signIn("privacy")
+	csrf := cc.csrf
+	var wg sync.WaitGroup
+	errs := make(chan string, 32)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, h.http.URL+"/console/subject-requests",
+				strings.NewReader(url.Values{"csrf": {csrf}, "kind": {"erase"}, "email": {testEmail}, "reference": {fmt.Sprint("R-", i)}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := cc.http.Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs <- fmt.Sprint(resp.StatusCode)
+			}
+			if r, err := cc.http.Get(h.http.URL + "/console/ledger"); err != nil || r.StatusCode != http.StatusOK {
+				errs <- fmt.Sprint("ledger ", err)
+			} else {
+				r.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
