@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,39 +38,7 @@ func consoleBenchEntries(b *testing.B) int {
 // read alone is reported as api_ms for comparison. The ledger is filled
 // through the real webhook path first (not timed).
 func BenchmarkConsoleTransactionsPage(b *testing.B) {
-	n := consoleBenchEntries(b)
-	ctx := context.Background()
-	logger := slog.New(slog.DiscardHandler)
-	node, err := datadir.Open(ctx, datadir.Config{Dir: b.TempDir(), Create: true, Logger: logger})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer node.Close()
-	srv, err := New(Config{
-		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
-		Sources: []Source{{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-	start := time.Now()
-	for done := 0; done < n; {
-		batch := min(20000, n-done)
-		ingestBenchLoad(b, hs.URL+"/v1/webhooks/dev", ingestBenchEvents(b, batch))
-		done += batch
-	}
-	b.Logf("ledger of %d entries built in %s", node.Ledger.Size(), time.Since(start).Round(time.Second))
-
-	_, tok, err := srv.Principals().Create(ctx, auth.CLIActor, "bench", auth.RoleAuditor, []string{"*"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &harness{t: b, http: hs, tokens: map[string]string{"bench": tok}}
-	cc := newConsoleClient(b, h)
-	cc.signIn("bench")
-
+	h, cc := consoleBenchServer(b)
 	api := func() time.Duration {
 		t0 := time.Now()
 		if r := h.do("bench", http.MethodGet, "/v1/transactions?limit=50", nil); r.Status != http.StatusOK {
@@ -90,5 +59,66 @@ func BenchmarkConsoleTransactionsPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "page_ms")
 	b.ReportMetric(float64(apiTotal.Microseconds())/1000/float64(b.N), "api_ms")
-	b.ReportMetric(float64(node.Ledger.Size()), "entries")
+	b.ReportMetric(float64(h.srv.ledger.Size()), "entries")
+}
+
+// consoleBench is the benchmark's server, built once per test binary: the
+// benchmark function runs more than once (b.N = 1 first), and a ledger of
+// a million entries takes minutes to fill. TestMain closes it.
+var consoleBench struct {
+	once  sync.Once
+	h     *harness
+	cc    *consoleClient
+	close func()
+	err   error
+}
+
+func consoleBenchServer(b *testing.B) (*harness, *consoleClient) {
+	consoleBench.once.Do(func() {
+		n := consoleBenchEntries(b)
+		ctx := context.Background()
+		dir, err := os.MkdirTemp("", "paytrail-console-bench-")
+		if err != nil {
+			consoleBench.err = err
+			return
+		}
+		logger := slog.New(slog.DiscardHandler)
+		node, err := datadir.Open(ctx, datadir.Config{Dir: dir, Create: true, Logger: logger})
+		if err != nil {
+			consoleBench.err = err
+			return
+		}
+		srv, err := New(Config{
+			Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
+			Sources: []Source{{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}}},
+		})
+		if err != nil {
+			consoleBench.err = err
+			return
+		}
+		hs := httptest.NewServer(srv.Handler())
+		consoleBench.close = func() { hs.Close(); node.Close(); os.RemoveAll(dir) }
+		start := time.Now()
+		for done := 0; done < n; {
+			batch := min(20000, n-done)
+			ingestBenchLoad(b, hs.URL+"/v1/webhooks/dev", ingestBenchEvents(b, batch))
+			done += batch
+		}
+		b.Logf("ledger of %d entries built in %s", node.Ledger.Size(), time.Since(start).Round(time.Second))
+		_, tok, err := srv.Principals().Create(ctx, auth.CLIActor, "bench", auth.RoleAuditor, []string{"*"})
+		if err != nil {
+			consoleBench.err = err
+			return
+		}
+		h := &harness{t: b, http: hs, srv: srv, tokens: map[string]string{"bench": tok}}
+		cc := newConsoleClient(b, h)
+		cc.signIn("bench")
+		consoleBench.h, consoleBench.cc = h, cc
+	})
+	if consoleBench.err != nil {
+		b.Fatal(consoleBench.err)
+	}
+	// Each run reports through its own b.
+	consoleBench.h.t, consoleBench.cc.t = b, b
+	return consoleBench.h, consoleBench.cc
 }
