@@ -3,9 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
-	"image/png"
 	"flag"
 	"fmt"
+	"image/png"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,7 +84,6 @@ func newTab(t *testing.T) context.Context {
 	t.Cleanup(func() { tcancel(); cancel() })
 	return tctx
 }
-
 
 func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
