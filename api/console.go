@@ -163,8 +163,8 @@ func (s *Server) consoleHeaders(c *gin.Context) {
 }
 
 func (s *Server) consoleStatic(c *gin.Context) {
-	// The files are embedded and change only with the binary; no-store
-	// stays (set above) since the CSP forbids nothing cheaper to keep.
+	// Embedded files, small: they share the console's no-store rather
+	// than risk a stale script after an upgrade.
 	s.console.static.ServeHTTP(c.Writer, c.Request)
 }
 
@@ -213,8 +213,7 @@ func (s *Server) callAPI(c *gin.Context, method, path string, query url.Values, 
 	ctx := context.WithValue(c.Request.Context(), consolePrincipal{}, sessionOf(c).principal)
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		res := &apiResult{status: http.StatusInternalServerError, header: http.Header{}}
-		return res
+		return &apiResult{status: http.StatusInternalServerError, header: http.Header{}}
 	}
 	// The origin of the access entry is the person's, as the API would
 	// see it: the peer, and the forwarding headers trusted proxies set.
@@ -256,7 +255,6 @@ type pageData struct {
 	Nav     string // the current section
 	User    *auth.Principal
 	CSRF    string
-	Flash   string
 	Error   *Error
 	Receipt bool
 	Data    any
