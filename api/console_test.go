@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paytrail/paytrail/api/auth"
 )
 
 // consoleClient is a browser stand-in for the console: a cookie jar, no
@@ -501,5 +503,28 @@ func TestConsoleConcurrentRequests(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestConsoleIssuerDown: with the identity provider unreachable, SSO
+// sign-in says so (503) and paytrail tokens keep working on the API.
+func TestConsoleIssuerDown(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	o, err := auth.NewOIDC(auth.OIDCConfig{Issuer: dead.URL, ClientID: "console",
+		Roles: []auth.RoleMapping{{Group: "a", Role: auth.RoleAuditor, Merchants: []string{"*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newConfiguredHarness(t, func(c *Config) { c.OIDC = o })
+	cc := newConsoleClient(t, h)
+	if r := cc.get("/console/sign-in"); !bytes.Contains(r.Body, []byte("/console/oidc/login")) {
+		t.Fatalf("sign-in page has no SSO button")
+	}
+	if r := cc.get("/console/oidc/login"); r.Status != http.StatusServiceUnavailable || !bytes.Contains(r.Body, []byte("cannot be reached")) {
+		t.Errorf("SSO with the issuer down: %d", r.Status)
+	}
+	if r := h.do("auditor", "GET", "/v1/transactions", nil); r.Status != http.StatusOK {
+		t.Errorf("paytrail token with the issuer down: %d", r.Status)
 	}
 }
