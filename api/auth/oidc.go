@@ -143,6 +143,7 @@ func NewOIDC(cfg OIDCConfig) (*OIDC, error) {
 	if len(cfg.Roles) == 0 {
 		return nil, errors.New("oidc: roles must map at least one group to a role")
 	}
+	cfg.Roles = slices.Clone(cfg.Roles)
 	for i, m := range cfg.Roles {
 		if m.Group == "" {
 			return nil, fmt.Errorf("oidc: roles[%d]: group is required", i)
