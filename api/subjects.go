@@ -530,7 +530,7 @@ func (s *Server) subjectRequest(c *gin.Context) {
 	}
 	rec.Body = body
 
-	res, err := s.ledger.Append(c, rec)
+	res, err := s.appender.Append(c, rec)
 	if errors.Is(err, ledger.ErrConflict) || err == nil && res.Duplicate {
 		// Another request took the reference in this scope, or the same
 		// request raced this one and won, or was digested under a blind

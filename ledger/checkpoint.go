@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -82,28 +81,7 @@ func (l *Ledger) checkpointNow() error {
 	if l.cp.signed && size == l.cp.lastSize {
 		return nil
 	}
-	if stored, ok, err := get(l.db, checkpointKey(size)); err != nil {
-		return err
-	} else if ok {
-		// After a signer rotation the latest checkpoint must also carry
-		// the new key's signature, or clients pinned to the new key see
-		// nothing until the tree grows.
-		if err := l.cosign(size, stored); err != nil {
-			return err
-		}
-		l.signedAt(size)
-		return nil
-	}
-	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: rootOf(tree)}.Marshal()
-	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
-	if err != nil {
-		return fmt.Errorf("failed to sign checkpoint: %w", err)
-	}
-	if err := l.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
-		return fmt.Errorf("failed to store checkpoint: %w", err)
-	}
-	l.signedAt(size)
-	return nil
+	return l.signTree(size, tree)
 }
 
 // signedAt records that the checkpoint of size is stored and signed by the

@@ -43,6 +43,8 @@ type fileConfig struct {
 	// (oidc.go; docs/console.md).
 	OIDC    *oidcConfig   `yaml:"oidc"`
 	Console consoleConfig `yaml:"console"`
+	// Cluster, if set, makes serve a node of a cluster (docs/cluster.md).
+	Cluster *clusterConfig `yaml:"cluster"`
 }
 
 type limitsConfig struct {
@@ -296,6 +298,9 @@ func checkSourceName(name string) error {
 // devSource reports whether serve adds the development source "dev": only
 // while the config defines no sources, unless dev_source says otherwise.
 func (s *settings) devSource() bool {
+	if s.file.Cluster != nil {
+		return false
+	}
 	if s.file.DevSource != nil {
 		return *s.file.DevSource
 	}
