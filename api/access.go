@@ -92,6 +92,10 @@ func (s *Server) authorize(action string, roles ...auth.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		a := access{Action: action, Resource: requestResource(c)}
 		p, err := s.auth.Authenticate(c, c.Request)
+		if re := (*auth.RoleError)(nil); errors.As(err, &re) {
+			s.denyRole(c, a, re) // a valid SSO token mapping to no role, or two
+			return
+		}
 		if err != nil {
 			if toError(err).Status != http.StatusUnauthorized {
 				s.abort(c, err)

@@ -66,6 +66,10 @@ func toError(err error) *Error {
 		return newError(http.StatusUnauthorized, "invalid_signature", "the webhook signature is missing, invalid or stale")
 	case errors.Is(err, crypto.ErrInvalidPAN):
 		return badRequest("invalid_pan", "the card number is not valid")
+	case errors.Is(err, auth.ErrNoRole):
+		return errNoRole
+	case errors.Is(err, auth.ErrAmbiguousRole):
+		return errAmbiguousRole
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return errUnauthenticated
 	case errors.Is(err, auth.ErrInvalid):

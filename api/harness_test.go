@@ -48,6 +48,8 @@ type harness struct {
 	witnesses     []witness.Endpoint
 	witnessQuorum int
 	witnessTiming witness.Timing
+	// configure, if set, adjusts the server's config before each start.
+	configure func(*Config)
 }
 
 type syncBuffer struct {
@@ -79,6 +81,13 @@ func (s *syncBuffer) String() string {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	return newHarnessSet(t, func(*harness) {})
+}
+
+// newConfiguredHarness is newHarness with configure adjusting the server's
+// config.
+func newConfiguredHarness(t testing.TB, configure func(*Config)) *harness {
+	t.Helper()
+	return newHarnessSet(t, func(h *harness) { h.configure = configure })
 }
 
 // newHarnessSet is newHarness with set applied to the harness before
@@ -119,7 +128,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv, err := New(Config{
+	cfg := Config{
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
 		Sources: []Source{
 			{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}},
@@ -129,7 +138,11 @@ func (h *harness) start() {
 			{Name: "shop", Scheme: "standard", Secrets: []string{testStandardSecret}, DefaultMerchant: "m_bookshop"},
 		},
 		Witnesses: h.witnesses, WitnessQuorum: h.witnessQuorum, WitnessTiming: h.witnessTiming,
-	})
+	}
+	if h.configure != nil {
+		h.configure(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -14,6 +14,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// consolePrefix starts the web console's routes.
+const consolePrefix = "/console/"
+
 // openAPIFile is the OpenAPI document, relative to this package.
 var openAPIFile = filepath.Join("..", "docs", "openapi.yaml")
 
@@ -94,7 +97,10 @@ func loadOpenAPI(t *testing.T) *openAPIDoc {
 }
 
 // TestOpenAPIMatchesRoutes checks that docs/openapi.yaml documents every
-// route the server registers, and nothing else.
+// route the server registers, and nothing else. The web console's routes
+// (under /console/) are HTML pages and form posts for people, not API
+// operations: they are deliberately left out of the OpenAPI document and
+// listed in docs/console.md instead.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	doc := loadOpenAPI(t)
 	h := newHarness(t)
@@ -104,6 +110,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		method, path, ok := strings.Cut(r, " ")
 		if !ok {
 			t.Fatalf("Routes() returned %q, want \"METHOD path\"", r)
+		}
+		if strings.HasPrefix(path, consolePrefix) {
+			continue // HTML for people, listed in docs/console.md (TestConsoleRoutesDocumented)
 		}
 		routes[method+" "+openAPIPath(path)] = true
 	}

@@ -43,6 +43,7 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	v1.GET("/access-log", s.authorize("access_log.read", auditor, admin), s.accessLog)
 
 	v1.POST("/reconciliations", s.authorize("reconciliation.create", finance), s.createReconciliation)
+	v1.GET("/reconciliations", s.authorize("reconciliation.list", finance, auditor), s.listReconciliations)
 	v1.GET("/reconciliations/:id", s.authorize("reconciliation.read", finance, auditor), s.getReconciliation)
 	v1.GET("/reconciliations/:id/exceptions.csv", s.authorize("reconciliation.read", finance, auditor), s.getReconciliationExceptions)
 
@@ -53,6 +54,8 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	v1.POST("/principals", s.authorize("principal.create", admin), s.createPrincipal)
 	v1.GET("/principals", s.authorize("principal.list", admin), s.listPrincipals)
 	v1.DELETE("/principals/:id", s.authorize("principal.revoke", admin), s.revokePrincipal)
+
+	s.consoleRoutes(e) // the web console, /console/ (console.go)
 }
 
 func (s *Server) healthz(c *gin.Context) {

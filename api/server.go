@@ -110,6 +110,12 @@ type Config struct {
 	// WitnessTiming tunes the submitter's timeouts, polling and backoff;
 	// zero values keep its defaults.
 	WitnessTiming witness.Timing
+	// OIDC, if set, accepts the identity provider's JWTs besides paytrail
+	// tokens (when Auth is unset) and signs people in to the console by
+	// OIDC. nil: no single sign-on; the console takes a paytrail token.
+	OIDC *auth.OIDC
+	// Console configures the web console (console.go).
+	Console ConsoleConfig
 }
 
 // Source is a configured webhook source.
@@ -163,6 +169,8 @@ type Server struct {
 
 	// witnesses submits checkpoints to witnesses; nil without any.
 	witnesses *witness.Submitter
+	// console is the web console's state (console.go).
+	console *consoleState
 
 	// logLimit keeps repeated warnings to one line per interval.
 	logLimit *logLimiter
@@ -251,7 +259,7 @@ func New(cfg Config) (*Server, error) {
 	s.principals = &auth.Store{Ledger: sequencedLedger{cfg.Ledger, s.appender}, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
 	if s.auth == nil {
-		s.auth = auth.Bearer{Lookup: s.principals}
+		s.auth = auth.Tokens{Bearer: auth.Bearer{Lookup: s.principals}, OIDC: cfg.OIDC}
 	}
 	for _, src := range cfg.Sources {
 		if _, dup := s.sources[src.Name]; dup {

@@ -39,6 +39,10 @@ type fileConfig struct {
 	// Limits bound what unauthenticated clients can cost (docs/operations.md,
 	// "Limits for unauthenticated clients"); unset keys keep the defaults.
 	Limits limitsConfig `yaml:"limits"`
+	// OIDC and Console configure single sign-on and the web console
+	// (oidc.go; docs/console.md).
+	OIDC    *oidcConfig   `yaml:"oidc"`
+	Console consoleConfig `yaml:"console"`
 	// Cluster, if set, makes serve a node of a cluster (docs/cluster.md).
 	Cluster *clusterConfig `yaml:"cluster"`
 	// Witnesses cosign every new checkpoint (docs/operations.md,

@@ -54,6 +54,9 @@ func cmdServe(ctx context.Context, e env) error {
 	if err := s.file.Limits.apply(&apiCfg); err != nil {
 		return err
 	}
+	if err := s.file.applyOIDC(e, &apiCfg); err != nil {
+		return err
+	}
 	sources, err := s.sources(e)
 	if err != nil {
 		return err
