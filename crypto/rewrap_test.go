@@ -1,0 +1,155 @@
+package crypto
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func openMasterFile(t *testing.T, path string) *Master {
+	t.Helper()
+	m, err := OpenMaster(context.Background(), MasterConfig{URI: "file://" + path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestRewrapMaster(t *testing.T) {
+	ctx := context.Background()
+	k, dir, old := newTestKeysets(t)
+	tokBefore, err := k.Tokenize(testPAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := newTestMaster(t)
+	st, err := OpenKeysetDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RewrapMaster(ctx, st, old, next); err != nil {
+		t.Fatalf("RewrapMaster: %v", err)
+	}
+	if _, err := LoadKeysets(ctx, dir, old); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("old master after rewrap: %v, want ErrWrongMasterKey", err)
+	}
+	k2, err := LoadKeysets(ctx, dir, next)
+	if err != nil {
+		t.Fatalf("new master after rewrap: %v", err)
+	}
+	tokAfter, err := k2.Tokenize(testPAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tokAfter.Token != tokBefore.Token {
+		t.Errorf("token changed across a rewrap: the keys inside must be the same")
+	}
+	for _, p := range []string{nextDir(dir), prevDir(dir)} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind after rewrap", p)
+		}
+	}
+	// Wrong current master: nothing is written.
+	if err := RewrapMaster(ctx, st, old, next); !errors.Is(err, ErrWrongMasterKey) {
+		t.Errorf("rewrap with the wrong current master = %v, want ErrWrongMasterKey", err)
+	}
+}
+
+// TestRewrapMasterCrash kills a child process running RewrapMaster after
+// each of its steps and checks that the directory then holds either the
+// old keysets (opened by the old master only) or the new ones (by the new
+// master only), never a mix.
+func TestRewrapMasterCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns child processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		step    string
+		wantNew bool
+	}{
+		{"first-file", false},
+		{"written", false},
+		{"old-moved", true},
+		{"switched", true},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			ctx := context.Background()
+			dir := filepath.Join(t.TempDir(), "keysets")
+			oldPath := filepath.Join(t.TempDir(), "old.key")
+			newPath := filepath.Join(t.TempDir(), "new.key")
+			for _, p := range []string{oldPath, newPath} {
+				if err := CreateMasterFile(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old, next := openMasterFile(t, oldPath), openMasterFile(t, newPath)
+			if err := InitKeysets(ctx, dir, old); err != nil {
+				t.Fatal(err)
+			}
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(cctx, exe, "-test.run=^TestRewrapMasterChild$")
+			cmd.Env = append(os.Environ(), "PAYTRAIL_TEST_REWRAP="+dir+"|"+oldPath+"|"+newPath+"|"+tc.step)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("child was not killed at %s: %v\n%s", tc.step, err, out)
+			}
+			if _, err := OpenKeysetDir(dir); err != nil {
+				t.Fatalf("recovery: %v", err)
+			}
+			_, errOld := LoadKeysets(ctx, dir, old)
+			_, errNew := LoadKeysets(ctx, dir, next)
+			if tc.wantNew {
+				if errNew != nil || !errors.Is(errOld, ErrWrongMasterKey) {
+					t.Fatalf("after a crash at %s: new master %v, old master %v; want the new state", tc.step, errNew, errOld)
+				}
+			} else if errOld != nil || !errors.Is(errNew, ErrWrongMasterKey) {
+				t.Fatalf("after a crash at %s: old master %v, new master %v; want the old state", tc.step, errOld, errNew)
+			}
+			for _, p := range []string{nextDir(dir), prevDir(dir)} {
+				if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left behind after recovery", p)
+				}
+			}
+		})
+	}
+}
+
+// TestRewrapMasterChild is the child of TestRewrapMasterCrash: it rewraps
+// and kills itself at the step named in PAYTRAIL_TEST_REWRAP.
+func TestRewrapMasterChild(t *testing.T) {
+	v := os.Getenv("PAYTRAIL_TEST_REWRAP")
+	if v == "" {
+		t.Skip("child of TestRewrapMasterCrash")
+	}
+	parts := strings.Split(v, "|")
+	if len(parts) != 4 {
+		t.Fatalf("PAYTRAIL_TEST_REWRAP = %q", v)
+	}
+	dir, oldPath, newPath, step := parts[0], parts[1], parts[2], parts[3]
+	st, err := OpenKeysetDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.hook = func(s string) {
+		if s == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	if err := RewrapMaster(context.Background(), st, openMasterFile(t, oldPath), openMasterFile(t, newPath)); err != nil {
+		t.Fatal(err)
+	}
+	t.Fatalf("step %q never reached", step)
+}
