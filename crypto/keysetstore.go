@@ -56,6 +56,10 @@ func OpenKeysetDir(dir string) (*KeysetDir, error) {
 	return &KeysetDir{dir: dir}, nil
 }
 
+// NewKeysetDir returns the keyset storage in dir without recovering it:
+// the caller has run RecoverKeysetDir (or opens read-only).
+func NewKeysetDir(dir string) *KeysetDir { return &KeysetDir{dir: dir} }
+
 // Dir returns the directory the keysets are in.
 func (d *KeysetDir) Dir() string { return d.dir }
 

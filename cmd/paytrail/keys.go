@@ -19,13 +19,15 @@ subcommands:
   init     create the keys of an empty data dir; or, with --master-key-out PATH,
            write a production master key file and exit
   status   list keysets: key ids, primaries, status, dates (never key material)
-  rotate   add a new primary key to one keyset (--keyset signer|datakey|token|blind)
+  rotate   add a new primary key to one keyset (--keyset signer|datakey|token|blind);
+           a running server does this online: POST /v1/admin/keys/{keyset}/rotate
+  rewrap   re-encrypt every keyset under a new master key (--new-master-key URI)
 
 every subcommand refuses while a server holds the data dir
 run 'paytrail keys <subcommand> --help' for its flags`
 
 func cmdKeys(ctx context.Context, e env) error {
-	sub, err := subcommand(e, "keys", "keys needs a subcommand: init, status or rotate", keysUsage)
+	sub, err := subcommand(e, "keys", "keys needs a subcommand: init, status, rotate or rewrap", keysUsage)
 	if err != nil {
 		return err
 	}
@@ -33,14 +35,17 @@ func cmdKeys(ctx context.Context, e env) error {
 		"init":   "[--data DIR] [--config FILE] | --master-key-out PATH",
 		"status": "[--data DIR] [--config FILE]",
 		"rotate": "[--data DIR] [--config FILE] [--keyset signer|datakey|token|blind]",
+		"rewrap": "[--data DIR] [--config FILE] --new-master-key URI",
 	}[sub]
 	if synopsis == "" {
-		return usageError{fmt.Sprintf("unknown keys subcommand %q", sub), "use init, status or rotate"}
+		return usageError{fmt.Sprintf("unknown keys subcommand %q", sub), "use init, status, rotate or rewrap"}
 	}
 	fs := newFlags("keys "+sub, synopsis)
 	df := addDataFlags(fs, false)
-	var keyset, masterOut *string
+	var keyset, masterOut, newMaster *string
 	switch sub {
+	case "rewrap":
+		newMaster = fs.String("new-master-key", "", "the new master key: file:///abs/path (outside the data dir) or a KMS URI; the current one comes from PAYTRAIL_MASTER_KEY")
 	case "rotate":
 		keyset = fs.String("keyset", crypto.KeysetSigner, "keyset to rotate: signer, datakey, blind or token")
 	case "init":
@@ -105,6 +110,8 @@ func cmdKeys(ctx context.Context, e env) error {
 			fmt.Fprintln(e.stdout, "the next server start co-signs the last checkpoint with it; publish the new verifier key (GET /v1/ledger/public-keys lists old and new)")
 		}
 		return printStatus(e, n.Keys)
+	case "rewrap":
+		return keysRewrap(ctx, e, s, *newMaster)
 	}
 	return nil
 }

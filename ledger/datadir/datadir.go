@@ -89,7 +89,9 @@ type Node struct {
 	Dir      string
 	Master   *crypto.Master
 	Keys     *crypto.Keysets
-	Ledger   *ledger.Ledger
+	// KeysetStore is where Keys are stored (the keysets directory).
+	KeysetStore *crypto.KeysetDir
+	Ledger      *ledger.Ledger
 	KeyStore *keystore.Store // nil when ReadOnly
 	DataKeys *crypto.DataKeys
 	// CreatedMaster is true when this Open created the development master
@@ -165,6 +167,13 @@ func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 
+	if !cfg.ReadOnly {
+		// A keys rewrap a crash interrupted is finished or undone first,
+		// so that what follows sees one whole generation of keysets.
+		if err := crypto.RecoverKeysetDir(KeysetsDir(dir)); err != nil {
+			return nil, err
+		}
+	}
 	st, err := inspect(dir)
 	if err != nil {
 		return nil, err
@@ -203,11 +212,17 @@ func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 			}
 		}
 	}
-	if n.Keys, err = crypto.LoadKeysets(ctx, ksDir, n.Master); err != nil {
+	n.KeysetStore = crypto.NewKeysetDir(ksDir)
+	if n.Keys, err = crypto.LoadKeysetsFrom(ctx, n.KeysetStore, n.Master); err != nil {
 		if errors.Is(err, crypto.ErrNoKeysets) {
 			return nil, fmt.Errorf("%w: %v", ErrNotInitialized, err)
 		}
 		return nil, err
+	}
+	if !cfg.ReadOnly {
+		if err := recoverDevSecret(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }
