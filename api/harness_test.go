@@ -107,6 +107,7 @@ func (h *harness) start() {
 	}
 	srv, err := New(Config{
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
+		DataDir: node.Dir,
 		Sources: []Source{
 			{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}},
 			{Name: "stripe", Scheme: "stripe", Secrets: []string{testStripeSecret}, DefaultMerchant: "acct_default",
@@ -126,6 +127,9 @@ func (h *harness) stop() {
 	if h.http != nil {
 		h.http.Close()
 		h.http = nil
+	}
+	if h.srv != nil {
+		h.srv.Close(context.Background())
 	}
 	if h.node != nil {
 		if err := h.node.Close(); err != nil {

@@ -49,6 +49,9 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	v1.POST("/principals", s.authorize("principal.create", admin), s.createPrincipal)
 	v1.GET("/principals", s.authorize("principal.list", admin), s.listPrincipals)
 	v1.DELETE("/principals/:id", s.authorize("principal.revoke", admin), s.revokePrincipal)
+
+	v1.GET("/admin/backup", s.authorize("backup.create", admin), s.backup)
+	v1.POST("/admin/keys/:keyset/rotate", s.authorize("keys.rotate", admin), s.rotateKeys)
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -93,6 +93,12 @@ type Config struct {
 	TrustedProxies []string
 	// Now is the clock. The default is time.Now.
 	Now func() time.Time
+	// DataDir is the data dir Ledger and KeyStore live in, for online
+	// backups (GET /v1/admin/backup answers 503 without it).
+	DataDir string
+	// RewrapRate caps how many data keys per second the background
+	// re-wrap after a datakey rotation rewrites. The default value is 2000.
+	RewrapRate int
 }
 
 // Source is a configured webhook source.
@@ -151,6 +157,14 @@ type Server struct {
 	// has authenticated.
 	unauthConns atomic.Int64
 	conns       sync.Map // net.Conn -> *connInfo, of Serve's connections
+
+	// snapshotMu is held for writing across a backup's two snapshots and
+	// for reading by each erasure, from its entry to the destruction of
+	// its keys, so a backup holds an erasure whole or not at all.
+	snapshotMu sync.RWMutex
+
+	// rewrap re-wraps data keys in the background after a datakey rotation.
+	rewrap *rewrapper
 }
 
 // New builds the server and its routes.
@@ -218,6 +232,10 @@ func New(cfg Config) (*Server, error) {
 	// An erasure a crash interrupted is finished before anything is served.
 	if err := s.FinishErasures(context.Background()); err != nil {
 		return nil, fmt.Errorf("api: failed to finish an interrupted erasure: %w", err)
+	}
+	s.rewrap = newRewrapper(s)
+	if err := s.rewrap.resume(); err != nil {
+		return nil, fmt.Errorf("api: failed to resume re-wrapping data keys: %w", err)
 	}
 	s.principals = &auth.Store{Ledger: cfg.Ledger, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
@@ -310,6 +328,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 // the last request and before closing the ledger; Serve does. Attempts
 // after it are recorded one entry each.
 func (s *Server) Close(ctx context.Context) error {
+	s.rewrap.stop()
 	if err := s.denials.close(ctx); err != nil {
 		return fmt.Errorf("failed to record coalesced failed attempts: %w", err)
 	}

@@ -65,13 +65,15 @@ func (o *Options) setDefaults() error {
 
 // Ledger is an open ledger. Its methods are safe for concurrent use.
 type Ledger struct {
-	opts   Options
-	db     *pebble.DB
-	guard  *DiskGuard // the store's writes wait out a full disk; nil when ReadOnly
-	lock   *os.File
-	id     string
-	origin string
-	signer note.Signer
+	opts    Options
+	db      *pebble.DB
+	guard   *DiskGuard // the store's writes wait out a full disk; nil when ReadOnly
+	lock    *os.File
+	id      string
+	origin  string
+	history []OriginSpan // earlier origins, see NewOrigin
+	signer  note.Signer  // guarded by cp.mu once the checkpointer runs
+	signing bool         // opened with a signer (fixed at Open)
 
 	queue   chan *request
 	stop    chan struct{}
@@ -207,7 +209,8 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	l.stopped = make(chan struct{})
 	l.cp.init()
 	go l.run()
-	if l.signer != nil {
+	l.signing = l.signer != nil
+	if l.signing {
 		if err := l.checkpointNow(); err != nil {
 			l.Close()
 			return nil, err
@@ -332,7 +335,9 @@ func (l *Ledger) load() error {
 		}
 	}
 	l.id = string(id)
-	l.origin = "paytrail/" + l.id
+	if err := l.loadOrigin(); err != nil {
+		return err
+	}
 	size, stray, err := storedSize(l.db)
 	if err != nil {
 		return err
@@ -445,7 +450,8 @@ func rootOf(r *compact.Range) []byte {
 // ID returns the ledger's random id, fixed at first start.
 func (l *Ledger) ID() string { return l.id }
 
-// Origin returns the checkpoint origin line, "paytrail/<ledger id>".
+// Origin returns the checkpoint origin line, "paytrail/<ledger id>" (or,
+// for a restored ledger, the one NewOrigin chose).
 func (l *Ledger) Origin() string { return l.origin }
 
 // Size returns the number of committed entries.
@@ -524,7 +530,7 @@ func (l *Ledger) close() error {
 	if l.stop != nil {
 		close(l.stop)
 		<-l.stopped
-		if l.signer != nil {
+		if l.signing {
 			l.cp.stop()
 			if cerr := l.checkpointNow(); cerr != nil && l.brokenErr() == nil {
 				err = cerr
