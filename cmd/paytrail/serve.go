@@ -98,6 +98,7 @@ func cmdServe(ctx context.Context, e env) error {
 	}
 	apiCfg.Ledger, apiCfg.Keys, apiCfg.DataKeys, apiCfg.KeyStore = node.Ledger, node.Keys, node.DataKeys, node.KeyStore
 	apiCfg.Sources, apiCfg.Logger = sources, logger
+	apiCfg.DataDir = node.Dir
 	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
