@@ -93,7 +93,10 @@ func cmdKeys(ctx context.Context, e env) error {
 		}
 		defer n.Close()
 		fmt.Fprintf(e.stdout, "master key: %s\n", n.Master)
-		return printStatus(e, n.Keys)
+		if err := printStatus(e, n.Keys); err != nil {
+			return err
+		}
+		return printRewrap(e, n.Dir)
 	case "rotate":
 		if n, err = openKeys(ctx, e, s, false); err != nil {
 			return err

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger/datadir"
+	"github.com/paytrail/paytrail/ledger/keystore"
 )
 
 // keysRewrap re-encrypts the data dir's keysets under the master key uri
@@ -52,5 +54,29 @@ func keysRewrap(ctx context.Context, e env, s *settings, uri string) error {
 	}
 	fmt.Fprintf(e.stdout, "from now on set PAYTRAIL_MASTER_KEY=%s\n", uri)
 	fmt.Fprintln(e.stdout, "retire the old master key only after a backup taken from now on restores with the new one (docs/operations.md, key ceremony)")
+	return nil
+}
+
+// printRewrap shows the progress of the background re-wrap of data keys
+// after a datakey rotation, from the cursor the key store keeps.
+func printRewrap(e env, dir string) error {
+	path := filepath.Join(dir, "keys")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	ks, err := keystore.Open(path, nil)
+	if err != nil {
+		return err
+	}
+	defer ks.Close()
+	st, found, err := ks.RewrapState()
+	if err != nil || !found {
+		return err
+	}
+	state := fmt.Sprintf("in progress (pass %d, at %s); it resumes when the server starts", st.Pass, first(st.Cursor, "the start"))
+	if st.Done {
+		state = "done " + st.Finished.Format("2006-01-02T15:04:05Z") + "; the older datakey keys now wrap no stored key"
+	}
+	fmt.Fprintf(e.stdout, "datakey rewrap to %s: %d keys scanned, %d re-wrapped, %s\n", st.Target, st.Scanned, st.Rewrapped, state)
 	return nil
 }

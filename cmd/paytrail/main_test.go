@@ -92,6 +92,7 @@ func TestScript(t *testing.T) {
 			"nokeys":          scriptNoKeys,
 			"listen":          scriptListen,
 			"vkeys":           scriptVerifierKeys,
+			"post":            scriptPost,
 		},
 	})
 }
