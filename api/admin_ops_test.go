@@ -23,6 +23,7 @@ import (
 	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/backup"
 	"github.com/paytrail/paytrail/ledger/datadir"
+	"github.com/paytrail/paytrail/ledger/keystore"
 )
 
 // load posts signed events from workers until the returned func is called,
@@ -394,4 +395,88 @@ func verifies(vkey string, signed []byte) bool {
 	}
 	_, err = note.Open(signed, note.VerifierList(v))
 	return err == nil
+}
+
+// TestRewrapResumes: a re-wrap stopped part way (the server closed) goes
+// on from its stored cursor at the next start, and a datakey rotation made
+// offline starts one there too.
+func TestRewrapResumes(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) { c.RewrapRate = 1 }) // one key a second: it cannot finish
+	for i := range 10 {
+		h.postStandard(fmt.Sprintf("msg_rs_%d", i), genericEvent(t, map[string]any{"id": fmt.Sprintf("evt_rs_%d", i), "transaction_id": fmt.Sprintf("pay_rs_%d", i)}))
+	}
+	if r := h.do("admin", "POST", "/v1/admin/keys/datakey/rotate", nil); r.Status != http.StatusOK {
+		t.Fatalf("rotate: %d %s", r.Status, r.Body)
+	}
+	h.stop()
+	ks, err := keystoreState(t, h.dir)
+	if err != nil || ks.Done {
+		t.Fatalf("stopped re-wrap: %+v %v", ks, err)
+	}
+	// Restart at full speed: it resumes and finishes.
+	h.start()
+	waitRewrap(t, h)
+	if st := h.srv.rewrap.state(); st.Scanned < ks.Scanned || st.Pass < 2 {
+		t.Fatalf("resumed job %+v did not go on from %+v", st, ks)
+	}
+	// Rotate offline (server stopped), as `paytrail keys rotate` does.
+	h.stop()
+	n, err := datadir.OpenKeys(context.Background(), datadir.Config{Dir: h.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Keys.Rotate(context.Background(), crypto.KeysetDataKey); err != nil {
+		t.Fatal(err)
+	}
+	primary := n.Keys.DataKeyPrimary()
+	n.Close()
+	h.start()
+	waitRewrap(t, h)
+	if st := h.srv.rewrap.state(); st.Target != primary {
+		t.Fatalf("after an offline rotation the re-wrap targets %s, want %s", st.Target, primary)
+	}
+	assertWrappedBy(t, h, primary)
+}
+
+func keystoreState(t *testing.T, dir string) (keystore.RewrapState, error) {
+	ks, err := keystore.Open(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		return keystore.RewrapState{}, err
+	}
+	defer ks.Close()
+	st, _, err := ks.RewrapState()
+	return st, err
+}
+
+func waitRewrap(t *testing.T, h *harness) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st := h.srv.rewrap.state(); st != nil && st.Done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("re-wrap not done: %+v", h.srv.rewrap.state())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func assertWrappedBy(t *testing.T, h *harness, primary string) {
+	t.Helper()
+	n := 0
+	err := h.node.KeyStore.Each(context.Background(), func(k ledger.WrappedKey) error {
+		by, err := crypto.WrappedBy(k.Wrapped)
+		if err != nil {
+			return err
+		}
+		if by != primary {
+			return fmt.Errorf("key %s wrapped by %s, want %s", k.ID, by, primary)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("%v (%d keys)", err, n)
+	}
 }

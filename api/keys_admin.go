@@ -112,11 +112,24 @@ func newRewrapper(s *Server) *rewrapper {
 	return r
 }
 
-// resume continues a job a restart interrupted.
-func (r *rewrapper) resume() error {
+// resume continues a job a restart interrupted, and starts one when the
+// datakey primary is not the one the last job re-wrapped to (a rotation
+// made offline with `paytrail keys rotate`, or one whose job never got
+// stored).
+func (r *rewrapper) resume(keys *crypto.Keysets) error {
 	st, found, err := r.store.RewrapState()
 	if err != nil {
 		return err
+	}
+	primary := keys.DataKeyPrimary()
+	rotated := false
+	for _, ks := range keys.Status() {
+		if ks.Name == crypto.KeysetDataKey {
+			rotated = len(ks.Keys) > 1
+		}
+	}
+	if found && st.Target != primary || !found && rotated {
+		return r.start(primary)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

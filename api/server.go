@@ -234,7 +234,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: failed to finish an interrupted erasure: %w", err)
 	}
 	s.rewrap = newRewrapper(s)
-	if err := s.rewrap.resume(); err != nil {
+	if err := s.rewrap.resume(cfg.Keys); err != nil {
 		return nil, fmt.Errorf("api: failed to resume re-wrapping data keys: %w", err)
 	}
 	s.principals = &auth.Store{Ledger: cfg.Ledger, Policy: PolicyVersion, Now: s.now}
