@@ -51,6 +51,7 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	v1.DELETE("/principals/:id", s.authorize("principal.revoke", admin), s.revokePrincipal)
 
 	v1.GET("/admin/backup", s.authorize("backup.create", admin), s.backup)
+	v1.GET("/admin/keys", s.authorize("keys.read", admin), s.keysStatus)
 	v1.POST("/admin/keys/:keyset/rotate", s.authorize("keys.rotate", admin), s.rotateKeys)
 }
 

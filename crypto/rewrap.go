@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"maps"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
@@ -120,4 +123,62 @@ func (d *DataKeys) Rewrap(id string, wrapped []byte) (out []byte, changed bool, 
 		return nil, false, fmt.Errorf("failed to rewrap data key %s: %w", id, err)
 	}
 	return buf.Bytes(), true, nil
+}
+
+// ErrKeyNeeded is returned by RetireOldKeys for a keyset whose old keys
+// still protect something paytrail cannot rewrite.
+var ErrKeyNeeded = errors.New("old keys still needed")
+
+// RetireOldKeys deletes every key of KeysetDataKey but the primary from
+// the keyset (the stored file is replaced atomically) and returns their
+// ids. Call it only once every stored data key is wrapped by the primary
+// (the re-wrap after a rotation is done): a data key still wrapped by a
+// deleted key can never be unwrapped again. Copies of the key store made
+// before the re-wrap (WAL segments and tables on old disks, backups) are
+// then unreadable with these keysets.
+//
+// Only KeysetDataKey can be retired: old signer keys verify checkpoints
+// already issued, and old token and blind keys find earlier cardholders
+// (ErrKeyNeeded).
+func (k *Keysets) RetireOldKeys(ctx context.Context, name string) ([]string, error) {
+	if name != KeysetDataKey {
+		return nil, fmt.Errorf("failed to retire keys of %s: %w (only %s keys can be retired)", name, ErrKeyNeeded, KeysetDataKey)
+	}
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	cur := k.state.Load()
+	mgr := keyset.NewManagerFromHandle(cur.handles[name])
+	primary := primaryID(cur.handles[name])
+	var retired []string
+	created := make(map[uint32]time.Time)
+	for _, ki := range cur.handles[name].KeysetInfo().GetKeyInfo() {
+		id := ki.GetKeyId()
+		if id == primary {
+			created[id] = cur.created[name][id]
+			continue
+		}
+		if err := mgr.Delete(id); err != nil {
+			return nil, fmt.Errorf("failed to delete key %s of %s: %w", keyIDHex(id), name, err)
+		}
+		retired = append(retired, keyIDHex(id))
+	}
+	if len(retired) == 0 {
+		return nil, nil
+	}
+	h, err := mgr.Handle()
+	if err != nil {
+		return nil, fmt.Errorf("failed to make keyset %s: %w", name, err)
+	}
+	if err := writeKeyset(ctx, k.store, name, h, created, k.master, true); err != nil {
+		return nil, err
+	}
+	handles := maps.Clone(cur.handles)
+	allCreated := maps.Clone(cur.created)
+	handles[name], allCreated[name] = h, created
+	st, err := newKeysetState(handles, allCreated)
+	if err != nil {
+		return nil, err
+	}
+	k.state.Store(st)
+	return retired, nil
 }

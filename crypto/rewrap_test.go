@@ -153,3 +153,64 @@ func TestRewrapMasterChild(t *testing.T) {
 	}
 	t.Fatalf("step %q never reached", step)
 }
+
+// After a datakey rotation, a data key re-wrapped under the new primary
+// opens once the old key is retired; one that was not re-wrapped does not.
+func TestRewrapDataKeyAndRetire(t *testing.T) {
+	ctx := context.Background()
+	k, dir, m := newTestKeysets(t)
+	store := newMemKeyStore()
+	dks := NewDataKeys(k, store, 0)
+	var ids []string
+	for range 3 {
+		dk, w, err := dks.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.put(dk.ID(), w)
+		ids = append(ids, dk.ID())
+	}
+	old := k.DataKeyPrimary()
+	if err := k.Rotate(ctx, KeysetDataKey); err != nil {
+		t.Fatal(err)
+	}
+	primary := k.DataKeyPrimary()
+	for _, id := range ids[:2] {
+		w, _, _ := store.Wrapped(ctx, id)
+		if by, err := WrappedBy(w); err != nil || by != old {
+			t.Fatalf("before the re-wrap %s is wrapped by %s (%v), want %s", id, by, err, old)
+		}
+		out, changed, err := dks.Rewrap(id, w)
+		if err != nil || !changed {
+			t.Fatalf("Rewrap(%s) = %v, %v", id, changed, err)
+		}
+		if by, _ := WrappedBy(out); by != primary {
+			t.Fatalf("re-wrapped by %s, want %s", by, primary)
+		}
+		if _, changed, _ := dks.Rewrap(id, out); changed {
+			t.Fatal("re-wrapping a key the primary wraps changed it")
+		}
+		store.put(id, out)
+	}
+	if _, err := k.RetireOldKeys(ctx, KeysetSigner); !errors.Is(err, ErrKeyNeeded) {
+		t.Fatalf("retiring signer keys: %v, want ErrKeyNeeded", err)
+	}
+	retired, err := k.RetireOldKeys(ctx, KeysetDataKey)
+	if err != nil || len(retired) != 1 || retired[0] != old {
+		t.Fatalf("RetireOldKeys = %v, %v", retired, err)
+	}
+	// A fresh load of the stored keysets, as after a restart.
+	k2, err := LoadKeysets(ctx, dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dks2 := NewDataKeys(k2, store, 0)
+	for _, id := range ids[:2] {
+		if _, err := dks2.Get(ctx, id); err != nil {
+			t.Fatalf("re-wrapped key %s after retiring the old KEK: %v", id, err)
+		}
+	}
+	if _, err := dks2.Get(ctx, ids[2]); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("a key left under the retired KEK: %v, want ErrDecrypt", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -27,4 +28,26 @@ func scriptPost(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("POST %s: %s", args[0], fmt.Sprint(resp.Status, " ", string(b)))
 	}
 	ts.Stdout().Write(b)
+}
+
+// waitrewrap URL TOKEN: waits until the server's datakey re-wrap is done.
+func scriptWaitRewrap(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "waitrewrap")
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitrewrap URL TOKEN")
+	}
+	deadline := time.Now().Add(scriptTimeout)
+	for {
+		var st struct {
+			Rewrap *struct{ Done bool } `json:"datakey_rewrap"`
+		}
+		ts.Check(getJSON(args[0]+"/v1/admin/keys", args[1], &st))
+		if st.Rewrap != nil && st.Rewrap.Done {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("the re-wrap did not finish within %s", scriptTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

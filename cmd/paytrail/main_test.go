@@ -93,6 +93,7 @@ func TestScript(t *testing.T) {
 			"listen":          scriptListen,
 			"vkeys":           scriptVerifierKeys,
 			"post":            scriptPost,
+			"waitrewrap":      scriptWaitRewrap,
 		},
 	})
 }
