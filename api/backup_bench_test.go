@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +20,10 @@ import (
 // backups stream, against the same server without one. The ledger is
 // first filled with PAYTRAIL_BENCH_BACKUP_ENTRIES events (default 20000;
 // the figure is 1000000, which takes a while to build, so only on
-// demand). Each of b.N rounds posts 4000 new events without a backup and
-// 4000 with backups running back to back, alternating which goes first,
-// and the medians of both throughputs and of their ratio are reported:
+// demand). Each of b.N rounds takes one backup while posting events in
+// chunks of 500 until it ends, and posts events without a backup,
+// alternating which goes first; the medians of both throughputs and of
+// their ratio are reported:
 //
 //	PAYTRAIL_BENCH_BACKUP_ENTRIES=200000 go test ./api -run '^$' -bench IngestDuringBackup -benchtime 5x -timeout 1h
 func BenchmarkIngestDuringBackup(b *testing.B) {
@@ -70,58 +71,65 @@ func BenchmarkIngestDuringBackup(b *testing.B) {
 	}
 	b.Logf("ledger filled with %d entries", node.Ledger.Size())
 
-	backupLoop := func(stop <-chan struct{}) (n int, bytes int64) {
-		for {
-			select {
-			case <-stop:
-				return n, bytes
-			default:
-			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/admin/backup", nil)
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				b.Error(err)
-				return n, bytes
-			}
-			c, _ := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("backup: %d", resp.StatusCode)
-				return n, bytes
-			}
-			n, bytes = n+1, c
+	backupOnce := func() (int64, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/admin/backup", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
 		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("backup: %d", resp.StatusCode)
+		}
+		return n, err
 	}
-	const perRound = 4000
+	// One round: one backup, with events posted in chunks until it has
+	// streamed its last byte (at least one chunk), then as many events
+	// without a backup; which half goes first alternates.
+	const chunk = 500
 	var idle, busy, ratios []float64
-	var backups int
 	var lastBytes int64
+	var backupSecs []float64
 	b.ResetTimer()
 	for i := range b.N {
-		run := func(withBackup bool) float64 {
-			events := ingestBenchEvents(b, perRound)
-			var wg sync.WaitGroup
-			stop := make(chan struct{})
-			if withBackup {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					n, c := backupLoop(stop)
-					backups += n
-					lastBytes = c
-				}()
+		during := func() (float64, int) {
+			done := make(chan error, 1)
+			t0 := time.Now()
+			go func() {
+				n, err := backupOnce()
+				lastBytes = n
+				backupSecs = append(backupSecs, time.Since(t0).Seconds())
+				done <- err
+			}()
+			posted := 0
+			var spent time.Duration
+			for {
+				elapsed, _ := ingestBenchLoad(b, url, ingestBenchEvents(b, chunk))
+				posted, spent = posted+chunk, spent+elapsed
+				select {
+				case err := <-done:
+					if err != nil {
+						b.Fatal(err)
+					}
+					return float64(posted) / spent.Seconds(), posted
+				default:
+				}
 			}
-			elapsed, _ := ingestBenchLoad(b, url, events)
-			close(stop)
-			wg.Wait()
-			return perRound / elapsed.Seconds()
+		}
+		without := func(n int) float64 {
+			elapsed, _ := ingestBenchLoad(b, url, ingestBenchEvents(b, n))
+			return float64(n) / elapsed.Seconds()
 		}
 		var t0, t1 float64
 		if i%2 == 0 {
-			t0, t1 = run(false), run(true)
+			var n int
+			t1, n = during()
+			t0 = without(n)
 		} else {
-			t1, t0 = run(true), run(false)
+			t0 = without(4 * chunk)
+			t1, _ = during()
 		}
 		idle, busy, ratios = append(idle, t0), append(busy, t1), append(ratios, t1/t0)
 	}
@@ -129,6 +137,6 @@ func BenchmarkIngestDuringBackup(b *testing.B) {
 	b.ReportMetric(median(idle), "idle_events/s")
 	b.ReportMetric(median(busy), "backup_events/s")
 	b.ReportMetric(median(ratios), "ratio")
-	b.ReportMetric(float64(backups)/float64(b.N), "backups/round")
+	b.ReportMetric(median(backupSecs), "backup_s")
 	b.ReportMetric(float64(lastBytes)/(1<<20), "backup_MiB")
 }

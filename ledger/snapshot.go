@@ -24,7 +24,7 @@ func (l *Ledger) Snapshot(dir string) error {
 		return err
 	}
 	defer release()
-	if err := l.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+	if err := l.db.Checkpoint(dir); err != nil {
 		return fmt.Errorf("failed to snapshot the ledger: %w", err)
 	}
 	return nil

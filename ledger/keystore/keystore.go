@@ -296,7 +296,7 @@ func (s *Store) Snapshot(dir string) error {
 		return err
 	}
 	defer release()
-	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+	if err := s.db.Checkpoint(dir); err != nil {
 		return fmt.Errorf("failed to snapshot the key store: %w", err)
 	}
 	return nil
