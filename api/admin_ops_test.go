@@ -480,3 +480,62 @@ func assertWrappedBy(t *testing.T, h *harness, primary string) {
 		t.Fatalf("%v (%d keys)", err, n)
 	}
 }
+
+// An erasure whose keys were not yet destroyed when the backup was taken
+// (its destruction failed or a crash came first: the ledger holds its
+// pending shred row) is in the backup as that row, and the first start of
+// the restored data dir finishes it before serving anything.
+func TestRestoreFinishesPendingErasure(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	if r := h.postStandard("msg_pe", genericEvent(t, map[string]any{"id": "evt_pe", "transaction_id": "pay_pe"})); r.Status != http.StatusOK {
+		t.Fatalf("post: %d", r.Status)
+	}
+	keys, err := h.node.Ledger.TransactionDataKeys("pay_pe")
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("data keys of pay_pe: %v %v", keys, err)
+	}
+	// The erasure's entry, as subjectRequest appends it, without the key
+	// destruction that follows it.
+	res, err := h.node.Ledger.Append(ctx, ledger.Record{
+		Kind: ledger.KindSubjectRequest, ID: ledger.NewRecordID(), Time: time.Now().UTC(), Policy: PolicyVersion,
+		Body:  ledger.SubjectRequestBody{ActorID: h.ids["privacy"], ActorName: "privacy", Kind: "erase", Reference: "ref-pe", Scope: []string{"*"}, Transactions: 1},
+		Erase: &ledger.Erasure{Transactions: []string{"pay_pe"}},
+	})
+	if err != nil || res.Shred == nil {
+		t.Fatalf("erase entry: %v %+v", err, res)
+	}
+	r := h.do("admin", "GET", "/v1/admin/backup", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("backup: %d", r.Status)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, _, err := backup.Restore(ctx, bytes.NewReader(r.Body), dir, PolicyVersion); err != nil {
+		t.Fatal(err)
+	}
+	mk, _ := os.ReadFile(datadir.MasterKeyPath(h.dir))
+	if err := os.WriteFile(datadir.MasterKeyPath(dir), mk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node, err := datadir.Open(ctx, datadir.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	if _, found, _ := node.KeyStore.Wrapped(ctx, keys[0]); !found {
+		t.Fatal("the backup lacks the key of the unfinished erasure: nothing to finish")
+	}
+	srv, err := New(Config{Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, DataDir: node.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(ctx)
+	for _, id := range keys {
+		if _, found, err := node.KeyStore.Wrapped(ctx, id); err != nil || found {
+			t.Fatalf("the restored server started with the erased key %s still stored (%v)", id, err)
+		}
+	}
+	if pending, err := node.Ledger.PendingShreds(); err != nil || len(pending) != 0 {
+		t.Fatalf("pending shreds after start: %v %v", pending, err)
+	}
+}

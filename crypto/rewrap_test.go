@@ -214,3 +214,56 @@ func TestRewrapDataKeyAndRetire(t *testing.T) {
 		t.Fatalf("a key left under the retired KEK: %v, want ErrDecrypt", err)
 	}
 }
+
+// Rotations swap the keysets while other goroutines tokenize, seal and
+// unwrap (run with -race): every call sees one whole state, and keys made
+// before a rotation still open after it.
+func TestRotateUnderConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	k, _, _ := newTestKeysets(t)
+	store := newMemKeyStore()
+	dks := NewDataKeys(k, store, 1)
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := k.Tokenize(testPAN); err != nil {
+					errs <- err
+					return
+				}
+				dk, w, err := dks.New()
+				if err != nil {
+					errs <- err
+					return
+				}
+				store.put(dk.ID(), w)
+				dks.Forget(dk.ID())
+				if _, err := dks.Get(ctx, dk.ID()); err != nil {
+					errs <- err
+					return
+				}
+				_ = k.Status()
+			}
+		}()
+	}
+	for range 5 {
+		for _, name := range KeysetNames() {
+			if err := k.Rotate(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
