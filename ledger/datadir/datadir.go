@@ -8,9 +8,12 @@
 //	<data>/ledger/            the ledger's Pebble store: entries, Merkle nodes, checkpoints, indexes
 //	<data>/keys/              the key store's Pebble store: wrapped per-cardholder data keys
 //	<data>/dev-source.secret  the development webhook source's secret, sealed by the master key
+//	<data>/keysets.next/      transient: the keysets a `keys rewrap` is switching to (see crypto.KeysetDir)
+//	<data>/backup-tmp-*/      transient: the snapshots of an online backup being streamed
 //
 // The ledger directory holds no key material; the keys directory holds only
-// wrapped keys. Back them up separately (docs/operations.md).
+// wrapped keys. An online backup (package backup) holds all but the master
+// key (docs/operations.md).
 package datadir
 
 import (
