@@ -65,15 +65,18 @@ func (o *Options) setDefaults() error {
 
 // Ledger is an open ledger. Its methods are safe for concurrent use.
 type Ledger struct {
-	opts    Options
-	db      *pebble.DB
-	guard   *DiskGuard // the store's writes wait out a full disk; nil when ReadOnly
-	lock    *os.File
-	id      string
-	origin  string
+	opts   Options
+	db     *pebble.DB
+	guard  *DiskGuard // the store's writes wait out a full disk; nil when ReadOnly
+	lock   *os.File
+	id     string
+	origin string
+	signer note.Signer
+
+	// signer is guarded by cp.mu once the checkpointer runs (see
+	// RotateSigner); signing says whether Open was given one.
+	signing bool
 	history []OriginSpan // earlier origins, see NewOrigin
-	signer  note.Signer  // guarded by cp.mu once the checkpointer runs
-	signing bool         // opened with a signer (fixed at Open)
 
 	queue   chan *request
 	stop    chan struct{}

@@ -89,14 +89,14 @@ type Config struct {
 
 // Node is an open data dir.
 type Node struct {
-	Dir    string
-	Master *crypto.Master
-	Keys   *crypto.Keysets
+	Dir      string
+	Master   *crypto.Master
+	Keys     *crypto.Keysets
+	Ledger   *ledger.Ledger
+	KeyStore *keystore.Store // nil when ReadOnly
+	DataKeys *crypto.DataKeys
 	// KeysetStore is where Keys are stored (the keysets directory).
 	KeysetStore *crypto.KeysetDir
-	Ledger      *ledger.Ledger
-	KeyStore    *keystore.Store // nil when ReadOnly
-	DataKeys    *crypto.DataKeys
 	// CreatedMaster is true when this Open created the development master
 	// key file (the caller prints the warning).
 	CreatedMaster bool
