@@ -22,6 +22,7 @@ func (s *Server) backup(c *gin.Context) {
 	}
 	snap, err := backup.Take(c, backup.Source{
 		Dir: s.cfg.DataDir, Ledger: s.ledger, KeyStore: s.keyStore, Keys: s.keys, Hold: &s.snapshotMu,
+		MaxRate: max(s.cfg.BackupMaxRate, 0),
 	})
 	if err != nil {
 		s.log.Error("failed to take a backup", "err", err)

@@ -96,6 +96,11 @@ type Config struct {
 	// DataDir is the data dir Ledger and KeyStore live in, for online
 	// backups (GET /v1/admin/backup answers 503 without it).
 	DataDir string
+	// BackupMaxRate caps the bytes per second an online backup reads to
+	// hash its snapshot and writes to stream it, so that ingestion keeps
+	// the CPU and disk it needs. The default value is 64 MiB/s; a
+	// negative value means no cap.
+	BackupMaxRate int64
 	// RewrapRate caps how many data keys per second the background
 	// re-wrap after a datakey rotation rewrites. The default value is 2000.
 	RewrapRate int
@@ -213,6 +218,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxDenialOrigins <= 0 {
 		cfg.MaxDenialOrigins = 4096
+	}
+	if cfg.BackupMaxRate == 0 {
+		cfg.BackupMaxRate = 64 << 20
 	}
 	s := &Server{
 		cfg:      cfg,

@@ -107,6 +107,15 @@ func cmdBackup(ctx context.Context, e env) error {
 	return nil
 }
 
+// parseBackupRate reads the config's backup_max_rate: a size per second,
+// "unlimited" (-1), or empty for the server's default (0).
+func parseBackupRate(v string) (int64, error) {
+	if v == "unlimited" {
+		return -1, nil
+	}
+	return parseSize("backup_max_rate", v)
+}
+
 // progressWriter counts bytes and reports progress on stderr every few
 // seconds, so a large backup shows it is moving; a small one prints
 // nothing.

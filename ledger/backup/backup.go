@@ -96,6 +96,10 @@ type Source struct {
 	// Hold is held for writing across the two snapshots; erasures hold it
 	// for reading (see the package doc). Nil holds nothing.
 	Hold sync.Locker
+	// MaxRate caps the bytes per second read to hash the snapshot and
+	// written to stream it, so that a large backup leaves the server's
+	// CPU and disk to ingestion. 0 means no cap.
+	MaxRate int64
 }
 
 // TempPrefix starts the name of a backup's temporary directory in the
@@ -106,6 +110,7 @@ const TempPrefix = datadir.BackupTempPrefix
 type Snapshot struct {
 	dir      string
 	manifest Manifest
+	rate     int64
 }
 
 // Take snapshots the data dir of src into a temporary directory inside
@@ -120,7 +125,7 @@ func Take(ctx context.Context, src Source) (_ *Snapshot, err error) {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create backup directory: %w", err)
 	}
-	s := &Snapshot{dir: tmp}
+	s := &Snapshot{dir: tmp, rate: src.MaxRate}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -164,7 +169,7 @@ func Take(ctx context.Context, src Source) (_ *Snapshot, err error) {
 		return nil, err
 	}
 	m.Created = time.Now().UTC().Truncate(time.Second)
-	if m.Files, err = hashFiles(ctx, tmp); err != nil {
+	if m.Files, err = hashFiles(ctx, tmp, &pacer{ctx: ctx, rate: src.MaxRate}); err != nil {
 		return nil, err
 	}
 	s.manifest = m
@@ -200,7 +205,7 @@ func describe(ctx context.Context, dir string) (m Manifest, err error) {
 }
 
 // hashFiles lists every regular file under dir, sorted, with its hash.
-func hashFiles(ctx context.Context, dir string) ([]File, error) {
+func hashFiles(ctx context.Context, dir string, pace *pacer) ([]File, error) {
 	var out []File
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -225,7 +230,7 @@ func hashFiles(ctx context.Context, dir string) ([]File, error) {
 		}
 		defer f.Close()
 		h := sha256.New()
-		n, err := io.Copy(h, f)
+		n, err := io.Copy(h, pacedReader{f, pace})
 		if err != nil {
 			return fmt.Errorf("failed to read %s: %w", rel, err)
 		}
@@ -262,7 +267,7 @@ func (s *Snapshot) manifestBytes() ([]byte, error) {
 // WriteTo streams the backup as a tar file to w: the manifest, then every
 // file it lists, in its order, each mode 0600.
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
+	cw := &countWriter{w: w, p: &pacer{ctx: context.Background(), rate: s.rate}}
 	tw := tar.NewWriter(cw)
 	mb, err := s.manifestBytes()
 	if err != nil {
@@ -316,10 +321,59 @@ func (s *Snapshot) Close() error {
 type countWriter struct {
 	w io.Writer
 	n int64
+	p *pacer
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if err == nil {
+		err = c.p.wait(n)
+	}
+	return n, err
+}
+
+// pacer keeps a stream under rate bytes per second (no cap if rate ≤ 0).
+type pacer struct {
+	ctx   context.Context
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+// wait accounts n more bytes and sleeps while the stream is ahead of its
+// rate.
+func (p *pacer) wait(n int) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	if p.start.IsZero() {
+		p.start = time.Now()
+	}
+	p.n += int64(n)
+	ahead := time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)) - time.Since(p.start)
+	if ahead < 10*time.Millisecond {
+		return nil
+	}
+	t := time.NewTimer(ahead)
+	defer t.Stop()
+	select {
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+type pacedReader struct {
+	r io.Reader
+	p *pacer
+}
+
+func (r pacedReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if werr := r.p.wait(n); werr != nil && err == nil {
+		err = werr
+	}
 	return n, err
 }
