@@ -26,6 +26,9 @@ import (
 // their ratio are reported:
 //
 //	PAYTRAIL_BENCH_BACKUP_ENTRIES=200000 go test ./api -run '^$' -bench IngestDuringBackup -benchtime 5x -timeout 1h
+//
+// PAYTRAIL_BENCH_BACKUP_RATE sets the server's backup_max_rate in MiB/s
+// (-1: no cap) to compare caps.
 func BenchmarkIngestDuringBackup(b *testing.B) {
 	entries := 20000
 	if v := os.Getenv("PAYTRAIL_BENCH_BACKUP_ENTRIES"); v != "" {
@@ -34,6 +37,17 @@ func BenchmarkIngestDuringBackup(b *testing.B) {
 			b.Fatal(err)
 		}
 		entries = n
+	}
+	var rate int64 // the server's default
+	if v := os.Getenv("PAYTRAIL_BENCH_BACKUP_RATE"); v != "" {
+		mib, err := strconv.Atoi(v) // MiB/s, -1 for no cap
+		if err != nil {
+			b.Fatal(err)
+		}
+		rate = int64(mib) << 20
+		if mib < 0 {
+			rate = -1
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -44,7 +58,8 @@ func BenchmarkIngestDuringBackup(b *testing.B) {
 	}
 	srv, err := New(Config{
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger, DataDir: node.Dir,
-		Sources: []Source{{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}}},
+		Sources:       []Source{{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}}},
+		BackupMaxRate: rate,
 	})
 	if err != nil {
 		b.Fatal(err)
