@@ -64,7 +64,7 @@ func (s *Server) recordAccess(c *gin.Context, a access, status int) (uint64, err
 	} else {
 		body.ActorID, body.ActorName = "anonymous", "unauthenticated caller"
 	}
-	res, err := s.ledger.Append(c, ledger.Record{
+	res, err := s.appender.Append(c, ledger.Record{
 		Kind: ledger.KindAccess, ID: ledger.NewRecordID(), Time: s.now(), Policy: PolicyVersion, Body: body,
 	})
 	if err != nil {
@@ -303,7 +303,7 @@ func (s *Server) recordCoalesced(ctx context.Context, n denialCount) error {
 		Action: n.action, Resource: redactPANs(n.resource) + coalescedNote(n),
 		Result: "failure", Status: http.StatusUnauthorized, OriginIP: n.origin,
 	}
-	_, err := s.ledger.Append(ctx, ledger.Record{
+	_, err := s.appender.Append(ctx, ledger.Record{
 		Kind: ledger.KindAccess, ID: ledger.NewRecordID(), Time: s.now(), Policy: PolicyVersion, Body: body,
 	})
 	if err != nil {

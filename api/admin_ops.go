@@ -9,6 +9,7 @@ import (
 
 	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/backup"
+	"github.com/paytrail/paytrail/ledger/keystore"
 )
 
 // backup streams an online backup of the data dir as a tar file (see
@@ -16,12 +17,17 @@ import (
 // they hold is durably recorded, and only then is the first byte sent.
 // Ingestion goes on meanwhile.
 func (s *Server) backup(c *gin.Context) {
+	ks, local := s.keyStore.(*keystore.Store)
+	if s.cluster != nil || !local {
+		s.abort(c, errClusterKeys)
+		return
+	}
 	if s.cfg.DataDir == "" {
 		s.abort(c, newError(http.StatusServiceUnavailable, "backup_unavailable", "this server was started without a data dir to back up"))
 		return
 	}
 	snap, err := backup.Take(c, backup.Source{
-		Dir: s.cfg.DataDir, Ledger: s.ledger, KeyStore: s.keyStore, Keys: s.keys, Hold: &s.snapshotMu,
+		Dir: s.cfg.DataDir, Ledger: s.ledger, KeyStore: ks, Keys: s.keys, Hold: &s.snapshotMu,
 		MaxRate: max(s.cfg.BackupMaxRate, 0),
 	})
 	if err != nil {
@@ -50,10 +56,16 @@ func (s *Server) backup(c *gin.Context) {
 	}
 }
 
+// errClusterKeys answers the key operations a cluster node cannot do on
+// its own: its wrapped data keys and keysets live in the cluster's buckets,
+// shared with every node.
+var errClusterKeys = newError(http.StatusConflict, "cluster_keys",
+	"this server is a node of a cluster, whose keysets and data keys live in the cluster's buckets: online backup and key rotation work on a single node only")
+
 // recordAdmin durably appends an admin entry for the caller's action.
 func (s *Server) recordAdmin(c *gin.Context, action, target string, details map[string]string) error {
 	a := actorOf(c)
-	_, err := s.ledger.Append(c, ledger.Record{
+	_, err := s.appender.Append(c, ledger.Record{
 		Kind: ledger.KindAdmin, ID: ledger.NewRecordID(), Time: s.now(), Policy: PolicyVersion,
 		Body: ledger.AdminBody{ActorID: a.ID, ActorName: a.Name, Action: action, Target: target, Details: details, OriginIP: a.IP},
 	})

@@ -121,7 +121,7 @@ func (s *Server) ingest(c *gin.Context) {
 	if hook := s.beforeAppend.Load(); hook != nil {
 		(*hook)(ev.EventID)
 	}
-	res, err := s.ledger.Append(c, rec)
+	res, err := s.appender.Append(c, rec)
 	if errors.Is(err, ledger.ErrConflict) && s.sameDelivery(src, res.Seq, body) {
 		// The original was digested under a blind key that has since been
 		// rotated; the bodies are the same.
@@ -217,7 +217,7 @@ func dedupInput(src Source, body []byte) []byte {
 // event id reused with another body, a transaction id claimed by a second
 // merchant). Its failure is logged, not answered: the 409 stands either way.
 func (s *Server) recordSecurityEvent(c *gin.Context, source, action, eventID string, details map[string]string) {
-	_, err := s.ledger.Append(c, ledger.Record{
+	_, err := s.appender.Append(c, ledger.Record{
 		Kind: ledger.KindSecurity, ID: ledger.NewRecordID(), Time: s.now(), Policy: PolicyVersion,
 		Body: ledger.AdminBody{
 			ActorID: "webhook:" + source, ActorName: source, Action: action,
@@ -323,6 +323,10 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 	dk, err := s.keyPool.take(c)
 	if err != nil {
 		return ledger.Record{}, err
+	}
+	if s.cluster != nil {
+		// The node seals the event's subjects for the stream with it.
+		s.dataKeys.Remember(dk)
 	}
 	pb.DataKey = dk.ID()
 	pb.Sealed = make(map[string][]byte, len(clear))

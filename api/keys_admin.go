@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -22,6 +23,10 @@ import (
 // 503, and the next service.start entry lists the keys in force.
 func (s *Server) rotateKeys(c *gin.Context) {
 	name := c.Param("keyset")
+	if s.cluster != nil {
+		s.abort(c, errClusterKeys)
+		return
+	}
 	if !slices.Contains(crypto.KeysetNames(), name) {
 		s.abort(c, newError(http.StatusNotFound, "unknown_keyset", "no such keyset: use token, blind, signer or datakey"))
 		return
@@ -104,7 +109,10 @@ type rewrapper struct {
 const rewrapBatch = 256
 
 func newRewrapper(s *Server) *rewrapper {
-	r := &rewrapper{dataKeys: s.dataKeys, store: s.keyStore, rate: s.cfg.RewrapRate, log: s.log}
+	// Only the local key store keeps a re-wrap cursor; a cluster's key
+	// bucket has none (rotation is refused there).
+	store, _ := s.keyStore.(*keystore.Store)
+	r := &rewrapper{dataKeys: s.dataKeys, store: store, rate: s.cfg.RewrapRate, log: s.log}
 	if r.rate <= 0 {
 		r.rate = 2000
 	}
@@ -117,6 +125,9 @@ func newRewrapper(s *Server) *rewrapper {
 // made offline with `paytrail keys rotate`, or one whose job never got
 // stored).
 func (r *rewrapper) resume(keys *crypto.Keysets) error {
+	if r.store == nil {
+		return nil
+	}
 	st, found, err := r.store.RewrapState()
 	if err != nil {
 		return err
@@ -143,6 +154,9 @@ func (r *rewrapper) resume(keys *crypto.Keysets) error {
 // start begins a new job for target, the new datakey primary (a job in
 // progress starts over: its keys need the newer primary too).
 func (r *rewrapper) start(target string) error {
+	if r.store == nil {
+		return errors.New("re-wrapping needs the local key store")
+	}
 	st := keystore.RewrapState{Target: target, Pass: 1, Started: time.Now().UTC()}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -77,6 +77,24 @@ func newMetrics(reg *prometheus.Registry, l *ledger.Ledger, s *Server) *metrics 
 			return 1
 		}),
 	)
+	if c := s.cluster; c != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "paytrail_cluster_applied", Help: "The last position of the cluster's stream this node applied.",
+			}, func() float64 { return float64(l.Applied()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "paytrail_cluster_lag", Help: "Records of the cluster's stream this node has yet to apply.",
+			}, func() float64 { return float64(c.Lag()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "paytrail_cluster_halted", Help: "1 once this node halted on a checkpoint root the cluster disagrees with.",
+			}, func() float64 {
+				if c.Halted() != nil {
+					return 1
+				}
+				return 0
+			}),
+		)
+	}
 	return m
 }
 

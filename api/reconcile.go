@@ -78,6 +78,7 @@ func (s *Server) createReconciliation(c *gin.Context) {
 	// than a webhook body to arrive.
 	extendBodyDeadline(c, s.cfg.UploadReadTimeout)
 	run, err := reconcile.RunAndStore(c, s.ledger, reconcile.RunConfig{
+		Appender:        s.appender,
 		Format:          format,
 		Report:          http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUpload),
 		DefaultMerchant: defaultMerchant,

@@ -46,6 +46,8 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 
 	v1.POST("/subject-requests", s.authorize("subject_request.create", privacy), s.subjectRequest)
 
+	v1.GET("/cluster", s.authorize("cluster.read", auditor, admin), s.clusterStatus)
+
 	v1.POST("/principals", s.authorize("principal.create", admin), s.createPrincipal)
 	v1.GET("/principals", s.authorize("principal.list", admin), s.listPrincipals)
 	v1.DELETE("/principals/:id", s.authorize("principal.revoke", admin), s.revokePrincipal)
@@ -75,7 +77,15 @@ func (s *Server) readyz(c *gin.Context) {
 		s.abort(c, newError(http.StatusServiceUnavailable, "not_ready", "the ledger is not accepting writes"))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "entries": s.ledger.Size()})
+	body := gin.H{"status": "ready", "entries": s.ledger.Size()}
+	if err := s.clusterReady(body); err != nil {
+		e := toError(err)
+		body["status"] = "not_ready"
+		body["error"] = gin.H{"code": e.Code, "message": e.Message}
+		c.AbortWithStatusJSON(e.Status, body)
+		return
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 // noStore keeps every /v1 answer out of shared and browser caches: most of

@@ -22,7 +22,7 @@ import (
 	"github.com/paytrail/paytrail/api/auth"
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
-	"github.com/paytrail/paytrail/ledger/keystore"
+	"github.com/paytrail/paytrail/ledger/cluster"
 )
 
 // PolicyVersion is the privacy policy version this build enforces; every
@@ -36,7 +36,12 @@ type Config struct {
 	Ledger   *ledger.Ledger
 	Keys     *crypto.Keysets
 	DataKeys *crypto.DataKeys
-	KeyStore *keystore.Store
+	KeyStore KeyStore
+	// Cluster, if set, makes the server a node of a cluster: every write
+	// is published to the cluster's stream and answered once this node
+	// applied it, /readyz reports the node's lag, and /v1/cluster lists
+	// the nodes. Nil is the embedded single node.
+	Cluster *cluster.Node
 	// Sources are the configured webhook sources.
 	Sources []Source
 	// Auth authenticates bearer tokens. The default is auth.Bearer over the
@@ -131,11 +136,15 @@ func (src Source) allows(merchant string) bool {
 
 // Server is paytrail's HTTP API.
 type Server struct {
-	cfg        Config
-	ledger     *ledger.Ledger
-	keys       *crypto.Keysets
-	dataKeys   *crypto.DataKeys
-	keyStore   *keystore.Store
+	cfg      Config
+	ledger   *ledger.Ledger
+	keys     *crypto.Keysets
+	dataKeys *crypto.DataKeys
+	keyStore KeyStore
+	// appender orders and applies writes: the ledger itself, or the
+	// cluster's stream.
+	appender   Appender
+	cluster    *cluster.Node
 	principals *auth.Store
 	auth       auth.Authenticator
 	sources    map[string]Source
@@ -228,6 +237,8 @@ func New(cfg Config) (*Server, error) {
 		keys:     cfg.Keys,
 		dataKeys: cfg.DataKeys,
 		keyStore: cfg.KeyStore,
+		appender: cfg.Ledger,
+		cluster:  cfg.Cluster,
 		log:      cfg.Logger,
 		now:      func() time.Time { return cfg.Now().UTC() },
 		sources:  map[string]Source{},
@@ -241,11 +252,14 @@ func New(cfg Config) (*Server, error) {
 	if err := s.FinishErasures(context.Background()); err != nil {
 		return nil, fmt.Errorf("api: failed to finish an interrupted erasure: %w", err)
 	}
+	if cfg.Cluster != nil {
+		s.appender = cfg.Cluster
+	}
 	s.rewrap = newRewrapper(s)
 	if err := s.rewrap.resume(cfg.Keys); err != nil {
 		return nil, fmt.Errorf("api: failed to resume re-wrapping data keys: %w", err)
 	}
-	s.principals = &auth.Store{Ledger: cfg.Ledger, Policy: PolicyVersion, Now: s.now}
+	s.principals = &auth.Store{Ledger: sequencedLedger{cfg.Ledger, s.appender}, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
 	if s.auth == nil {
 		s.auth = auth.Bearer{Lookup: s.principals}

@@ -538,7 +538,7 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		unhold = sync.OnceFunc(s.snapshotMu.RUnlock)
 		defer unhold()
 	}
-	res, err := s.ledger.Append(c, rec)
+	res, err := s.appender.Append(c, rec)
 	if err != nil || res.Duplicate || res.Shred == nil {
 		unhold()
 	}

@@ -152,6 +152,13 @@ func (d *DataKeys) Get(ctx context.Context, id string) (*DataKey, error) {
 	return k, nil
 }
 
+// Remember caches k, a key this process just made with New, so that the
+// next Get of its id reads no store (a cluster's key bucket is a network
+// round trip away).
+func (d *DataKeys) Remember(k *DataKey) {
+	d.cache.Add(k.id, k)
+}
+
 // Forget evicts id from the cache. Call it after destroying the key in the
 // store; a Get that raced with the destruction does not re-cache it.
 func (d *DataKeys) Forget(id string) {

@@ -26,6 +26,9 @@ type Result struct {
 }
 
 type request struct {
+	// pos is the record's position in the ordered log it came from
+	// (Submit), or 0.
+	pos  uint64
 	ctx  context.Context
 	rec  *Record
 	enc  encodedRecord
@@ -183,6 +186,20 @@ type pending struct {
 	size uint64
 	rng  *compact.Range
 	err  error
+	// pos is the log position of the batch's last submitted record.
+	pos uint64
+	// cuts are the checkpoints to sign (or, seeded, to record) once the
+	// batch is durable.
+	cuts []cut
+}
+
+// cut is a checkpoint cut point of the log: the tree as of it, and for a
+// seeded checkpoint the stored note.
+type cut struct {
+	req  *request
+	size uint64
+	tree *compact.Range
+	note []byte
 }
 
 // syncer waits for each applied batch's fsync, in order, then publishes the
@@ -208,6 +225,13 @@ func (l *Ledger) syncer(q <-chan *pending, done chan<- struct{}) {
 		} else if p.rng != nil {
 			l.head.Store(&treeHead{size: p.size, tree: p.rng})
 			l.cp.poke()
+			for _, c := range p.cuts {
+				c.req.err = l.checkpointCut(c)
+			}
+			// Applied counts a cut only once its checkpoint is stored.
+			if p.pos > 0 {
+				l.applied.Store(p.pos)
+			}
 		}
 		for _, r := range p.reqs {
 			close(r.done)
@@ -248,6 +272,24 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		p.err = err
 	}
 	for _, r := range reqs {
+		p.pos = max(p.pos, r.pos)
+		if r.rec.Kind == "" {
+			// A control record of the log: rows and cut points only.
+			if err := writeRows(ob, size, r.rec, &r.res); err != nil {
+				fail(err)
+				return
+			}
+			r.res.Seq = size
+			if r.rec.Cut || r.rec.Checkpoint != nil {
+				c := cut{req: r, size: size, note: r.rec.Checkpoint}
+				if c.tree, err = rangeFactory.NewRange(0, rng.End(), cloneHashes(rng.Hashes())); err != nil {
+					fail(err)
+					return
+				}
+				p.cuts = append(p.cuts, c)
+			}
+			continue
+		}
 		if r.ctx.Err() != nil {
 			// The caller gave up before the record entered the log.
 			r.err = r.ctx.Err()
@@ -273,7 +315,9 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				continue
 			}
 		}
-		if p, ok := paymentOf(r.rec.Body); ok && p.TransactionID != "" {
+		// A seeded entry is a fact of the ledger it comes from, which
+		// checked it against the rules of its day: it is not checked again.
+		if p, ok := paymentOf(r.rec.Body); ok && p.TransactionID != "" && r.rec.Entry == nil {
 			s, err := ob.txState(p.TransactionID)
 			if err != nil {
 				fail(err)
@@ -302,7 +346,11 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 				}
 			}
 		}
-		if r.rec.Kind == KindAccess {
+		if r.rec.Kind == KindAccess && r.rec.Entry != nil {
+			if t := r.rec.Time.UTC(); t.After(lastAccess) {
+				lastAccess = t
+			}
+		} else if r.rec.Kind == KindAccess {
 			moved, err := stampAccess(r, &lastAccess)
 			if err != nil {
 				r.err = err
@@ -317,6 +365,10 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		}
 		e := newEntry(size, r.enc)
 		e.Kind, e.ID, e.Time, e.Unique = r.rec.Kind, r.rec.ID, r.rec.Time.UTC(), r.rec.Unique
+		if r.rec.Entry != nil && !bytes.Equal(e.bytes, r.rec.Entry) {
+			r.err = fmt.Errorf("%w: seeded entry is not entry %d", ErrSeedOrder, size)
+			continue
+		}
 		if err := b.Set(entryKey(size), e.bytes, nil); err != nil {
 			fail(err)
 			return
@@ -340,6 +392,12 @@ func (l *Ledger) apply(st *appendState, reqs []*request, syncq chan<- *pending) 
 		}
 		r.res.Seq = size
 		size++
+	}
+	if p.pos > 0 {
+		if err := b.Set(metaApplied, u64(p.pos), nil); err != nil {
+			fail(err)
+			return
+		}
 	}
 	if size == st.size && b.Empty() {
 		b.Close()

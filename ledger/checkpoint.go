@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -86,36 +85,7 @@ func (l *Ledger) checkpointNow() error {
 	if l.cp.signed && size == l.cp.lastSize {
 		return nil
 	}
-	if stored, ok, err := get(l.db, checkpointKey(size)); err != nil {
-		return err
-	} else if ok {
-		// After a signer rotation the latest checkpoint must also carry
-		// the new key's signature, or clients pinned to the new key see
-		// nothing until the tree grows.
-		if err := l.cosign(size, stored); err != nil {
-			return err
-		}
-		l.cp.prev = nil
-		l.signedAt(size)
-		return nil
-	}
-	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: rootOf(tree)}.Marshal()
-	signers := []note.Signer{l.signer}
-	if l.cp.prev != nil {
-		// The first checkpoint after an online rotation: a verifier
-		// pinned to the old key accepts it and learns the new one.
-		signers = append(signers, l.cp.prev)
-	}
-	signed, err := note.Sign(&note.Note{Text: string(body)}, signers...)
-	if err != nil {
-		return fmt.Errorf("failed to sign checkpoint: %w", err)
-	}
-	if err := l.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
-		return fmt.Errorf("failed to store checkpoint: %w", err)
-	}
-	l.cp.prev = nil
-	l.signedAt(size)
-	return nil
+	return l.signTree(size, tree)
 }
 
 // RotateSigner makes signer sign every checkpoint from now on, without a

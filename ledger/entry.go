@@ -65,6 +65,23 @@ type Record struct {
 	// State rows are mutable rows outside the tree (principals,
 	// restrictions) written atomically with the entry; a nil Value deletes.
 	State []StateRow
+
+	// The fields below are for records of an ordered log ([Ledger.Submit])
+	// only. A record with no Kind appends no entry: it writes its State
+	// rows and does what Cut or Checkpoint say.
+
+	// Entry is a stored entry of a ledger with the same history up to
+	// here (the single-node ledger seeding a cluster), appended byte for
+	// byte at its sequence number, which must be the next. Kind, ID,
+	// Time, Policy, Body and Unique are taken from it.
+	Entry []byte
+	// Cut marks a checkpoint cut point: once the batch holding it is
+	// durable, the ledger signs the checkpoint of the tree as of this
+	// place in the log (see [Options].Sequenced).
+	Cut bool
+	// Checkpoint is a signed checkpoint note of the tree as of this place
+	// (seeding), stored byte for byte once its size and root are checked.
+	Checkpoint []byte
 }
 
 // StateRow is a mutable row in one of the ledger's state tables.

@@ -28,6 +28,18 @@ var (
 	// ErrTampered marks corruption: stored bytes, hashes or checkpoints that
 	// do not agree. Errors wrapping it never carry stored plaintext.
 	ErrTampered = errors.New("ledger tampered")
+	// ErrWrongLedger is returned by Open when the store holds another
+	// ledger than Options.ID.
+	ErrWrongLedger = errors.New("data directory holds another ledger")
+	// ErrForked halts a node that computed a root for a checkpoint size
+	// other than the one the cluster agreed on.
+	ErrForked = errors.New("checkpoint root disagrees with the cluster")
+	// ErrSeedOrder refuses a seeded entry ([Record].Entry) or checkpoint
+	// that does not continue the tree where it stands.
+	ErrSeedOrder = errors.New("seeded record out of order")
+	// ErrClusterNode refuses to open a cluster node's ledger for writing
+	// as a single node's (a CLI command writing to it offline).
+	ErrClusterNode = errors.New("this ledger belongs to a cluster node: change it through the cluster's API, not offline")
 	// ErrLocked is returned by Open when another process holds the data dir.
 	ErrLocked = errors.New("data directory is in use by another process")
 	// ErrUnavailable marks a write the store cannot make durable now: the

@@ -35,6 +35,9 @@ var (
 	// metaEmptyCheckpoint holds the checkpoint of the empty tree, which has
 	// no entry to sit after.
 	metaEmptyCheckpoint = []byte("aempty_checkpoint")
+	// metaApplied holds the log position of the last record applied
+	// (cluster mode), written in the batch that applies it.
+	metaApplied = []byte("aapplied")
 	// metaLegacyID marks a store of the pre-release layout, which kept
 	// tree nodes and checkpoints in tables of their own.
 	metaLegacyID = []byte("mledger_id")

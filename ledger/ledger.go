@@ -45,6 +45,21 @@ type Options struct {
 	// Logger receives operational messages, never entry contents. The
 	// default discards them.
 	Logger *slog.Logger
+	// ID is the ledger id to give a new store (cluster mode: the
+	// cluster's id, so that every node signs checkpoints of the same
+	// origin). The default is a random id. Opening a store whose id
+	// differs fails with [ErrWrongLedger].
+	ID string
+	// Sequenced opens the ledger as a node applying an ordered log
+	// (cluster mode): checkpoints are signed only at the cut records of
+	// the log ([Record].Cut), never on a timer or at Close, so that every
+	// node signs the same checkpoints at the same sizes.
+	Sequenced bool
+	// Agree, if set, is called before a checkpoint cut from the log is
+	// stored, with its size and root. An error wrapping [ErrForked] halts
+	// the ledger: the checkpoint is not stored and every later append
+	// fails. Any other error is retried at the next cut.
+	Agree func(ctx context.Context, size uint64, root []byte) error
 }
 
 func (o *Options) setDefaults() error {
@@ -90,10 +105,13 @@ type Ledger struct {
 
 	// The appender's hot path reads these without locks: a goroutine
 	// parked on a mutex here waited for the scheduler behind every caller.
-	head   atomic.Pointer[treeHead] // the durable tree, published after each sync
-	broken atomic.Pointer[failure]  // set when a commit failed; the ledger then refuses appends
-	closed atomic.Bool
-	rng    *compact.Range // the tree at Open; then owned by the appender goroutine
+	head atomic.Pointer[treeHead] // the durable tree, published after each sync
+	// applied is the log position of the last durable record submitted
+	// with one (cluster mode; see Submit).
+	applied atomic.Uint64
+	broken  atomic.Pointer[failure] // set when a commit failed; the ledger then refuses appends
+	closed  atomic.Bool
+	rng     *compact.Range // the tree at Open; then owned by the appender goroutine
 	// lastAccess is the time of the latest access entry at Open; then the
 	// appender keeps it (see appendState.lastAccess).
 	lastAccess time.Time
@@ -213,11 +231,15 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	l.cp.init()
 	go l.run()
 	l.signing = l.signer != nil
-	if l.signing {
+	if l.signing && (!opts.Sequenced || l.Size() == 0) {
+		// A node of a cluster signs only at the log's cut points, which
+		// the empty tree needs none of.
 		if err := l.checkpointNow(); err != nil {
 			l.Close()
 			return nil, err
 		}
+	}
+	if l.signer != nil && !opts.Sequenced {
 		go l.checkpointLoop()
 	}
 	return l, nil
@@ -324,15 +346,21 @@ func (l *Ledger) load() error {
 	if err != nil {
 		return fmt.Errorf("failed to read ledger id: %w", err)
 	}
+	if ok && l.opts.ID != "" && string(id) != l.opts.ID {
+		return fmt.Errorf("%w: %s holds ledger %s, not %s", ErrWrongLedger, l.opts.Dir, id, l.opts.ID)
+	}
 	if !ok {
 		if l.opts.ReadOnly {
 			return fmt.Errorf("failed to open ledger: %w (no ledger in %s)", ErrNotFound, l.opts.Dir)
 		}
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return err
+		id = []byte(l.opts.ID)
+		if l.opts.ID == "" {
+			var b [8]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			id = []byte(hex.EncodeToString(b[:]))
 		}
-		id = []byte(hex.EncodeToString(b[:]))
 		if err := l.db.Set(metaLedgerID, id, pebble.Sync); err != nil {
 			return fmt.Errorf("failed to write ledger id: %w", err)
 		}
@@ -360,6 +388,16 @@ func (l *Ledger) load() error {
 		return err
 	}
 	l.head.Store(&treeHead{size: size, tree: l.rng})
+	if v, ok, err := get(l.db, metaApplied); err != nil {
+		return fmt.Errorf("failed to read applied position: %w", err)
+	} else if ok && len(v) == 8 {
+		l.applied.Store(binary.BigEndian.Uint64(v))
+		if !l.opts.Sequenced && !l.opts.ReadOnly {
+			// Written directly, this node's copy would part from the
+			// cluster's: every node must apply the same records.
+			return ErrClusterNode
+		}
+	}
 	return nil
 }
 
@@ -533,7 +571,7 @@ func (l *Ledger) close() error {
 	if l.stop != nil {
 		close(l.stop)
 		<-l.stopped
-		if l.signing {
+		if l.signing && !l.opts.Sequenced {
 			l.cp.stop()
 			if cerr := l.checkpointNow(); cerr != nil && l.brokenErr() == nil {
 				err = cerr

@@ -58,7 +58,9 @@ func cmdBench(ctx context.Context, e env) error {
 		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest"}
 	}
 	fs := newFlags("bench ingest", "--url URL [--source NAME] [--secret S] [--events N] [--concurrency C] [flags]")
-	rawURL := fs.String("url", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
+	var rawURLs urlList
+	fs.Var(&rawURLs, "url", "server base URL, e.g. http://127.0.0.1:8080 (required; repeat it, or separate by commas, to spread the load over a cluster's nodes)")
+	retries := fs.Int("retries", 0, "retry a failed event (transport error, timeout or 5xx) up to N times, with the same event id, on the next --url")
 	source := fs.String("source", "dev", "webhook source name")
 	secret := fs.String("secret", "", "the source's signing secret (env PAYTRAIL_BENCH_SECRET)")
 	events := fs.Int("events", 1000, "number of events to post")
@@ -74,9 +76,16 @@ func cmdBench(ctx context.Context, e env) error {
 	if len(args) != 0 {
 		return usageError{fmt.Sprintf("bench ingest takes no arguments, got %q", args[0]), ""}
 	}
-	endpoint, err := webhookEndpoint(*rawURL, *source)
-	if err != nil {
-		return usageError{err.Error(), "example: --url http://127.0.0.1:8080 --source dev"}
+	if len(rawURLs) == 0 {
+		rawURLs = urlList{""}
+	}
+	var endpoints []string
+	for _, u := range rawURLs {
+		endpoint, err := webhookEndpoint(u, *source)
+		if err != nil {
+			return usageError{err.Error(), "example: --url http://127.0.0.1:8080 --source dev"}
+		}
+		endpoints = append(endpoints, endpoint)
 	}
 	sign, err := newBenchSigner(*scheme, first(*secret, e.getenv("PAYTRAIL_BENCH_SECRET")))
 	if err != nil {
@@ -93,13 +102,16 @@ func cmdBench(ctx context.Context, e env) error {
 		return usageError{fmt.Sprintf("--cards must be between 1 and %d", benchMaxCards), ""}
 	case *timeout <= 0:
 		return usageError{"--timeout must be positive", ""}
+	case *retries < 0 || *retries > 100:
+		return usageError{"--retries must be between 0 and 100", ""}
 	}
 	run, err := newRunID()
 	if err != nil {
 		return err
 	}
 	b := &bench{
-		endpoint:    endpoint,
+		endpoints:   endpoints,
+		retries:     *retries,
 		sign:        sign,
 		events:      *events,
 		concurrency: *concurrency,
@@ -107,7 +119,7 @@ func cmdBench(ctx context.Context, e env) error {
 		gen:         newBenchGen(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), run, *scheme, *merchants, *cards, time.Now),
 		stderr:      e.stderr,
 	}
-	fmt.Fprintf(e.stderr, "paytrail: bench: posting %d %s events to %s with %d clients (run %s)\n", b.events, *scheme, endpoint, b.concurrency, run)
+	fmt.Fprintf(e.stderr, "paytrail: bench: posting %d %s events to %s with %d clients (run %s)\n", b.events, *scheme, strings.Join(endpoints, ", "), b.concurrency, run)
 	res := b.run(ctx)
 	res.print(e.stdout)
 	switch {
@@ -115,6 +127,20 @@ func cmdBench(ctx context.Context, e env) error {
 		return exitError{exitFailure, fmt.Errorf("interrupted after %d of %d events (%d failed)", res.sent, b.events, res.failed())}
 	case res.failed() > 0:
 		return exitError{exitFailure, fmt.Errorf("%d of %d events failed", res.failed(), res.sent)}
+	}
+	return nil
+}
+
+// urlList is a repeatable, comma-separable --url flag.
+type urlList []string
+
+func (u *urlList) String() string { return strings.Join(*u, ",") }
+
+func (u *urlList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*u = append(*u, s)
+		}
 	}
 	return nil
 }
@@ -208,7 +234,10 @@ func stripeSignature(secret []byte, ts int64, body []byte) string {
 
 // bench is one load run: exactly events requests from concurrency workers.
 type bench struct {
-	endpoint    string
+	// endpoints are the webhook URLs, one per node: worker w starts with
+	// endpoint w mod len and retries on the next.
+	endpoints   []string
+	retries     int
 	sign        benchSigner
 	events      int
 	concurrency int
@@ -221,6 +250,7 @@ type bench struct {
 type benchStats struct {
 	latencies  []time.Duration // of successful requests
 	duplicates int
+	retries    int               // attempts repeated after a retryable failure
 	errors     map[string]int    // by status code or failure kind
 	examples   map[string]string // first error code or message per kind
 }
@@ -302,7 +332,7 @@ func (b *bench) run(ctx context.Context) *benchResult {
 				if ctx.Err() != nil {
 					continue // drain: the producer stops on its own
 				}
-				if !b.post(ctx, client, ev, st) {
+				if !b.postRetrying(ctx, client, w, ev, st) {
 					failed.Add(1)
 				}
 				done.Add(1)
@@ -327,6 +357,7 @@ func (b *bench) run(ctx context.Context) *benchResult {
 func (s *benchStats) merge(o *benchStats) {
 	s.latencies = append(s.latencies, o.latencies...)
 	s.duplicates += o.duplicates
+	s.retries += o.retries
 	for k, n := range o.errors {
 		if s.errors == nil {
 			s.errors, s.examples = map[string]int{}, map[string]string{}
@@ -338,13 +369,44 @@ func (s *benchStats) merge(o *benchStats) {
 	}
 }
 
+// postRetrying posts ev from worker w, and on a failure that a retry can
+// cure (no answer, a timeout, a 5xx) posts the same event again, with the
+// same id, to the next endpoint, up to b.retries times: what a processor
+// does when a node is down. Only the last attempt's outcome counts.
+func (b *bench) postRetrying(ctx context.Context, client *http.Client, w int, ev benchEvent, st *benchStats) bool {
+	for attempt := 0; ; attempt++ {
+		endpoint := b.endpoints[(w+attempt)%len(b.endpoints)]
+		if attempt == b.retries {
+			return b.post(ctx, client, endpoint, ev, st)
+		}
+		var try benchStats
+		if b.post(ctx, client, endpoint, ev, &try) {
+			st.merge(&try)
+			return true
+		}
+		retryable := false
+		for kind := range try.errors {
+			retryable = kind == "transport" || kind == "timeout" || strings.HasPrefix(kind, "5")
+		}
+		if !retryable || ctx.Err() != nil {
+			st.merge(&try)
+			return false
+		}
+		st.retries++
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+}
+
 // post sends one signed event, records its outcome in st and reports
 // whether it succeeded (any 2xx). A request that ctx cancels counts as a
 // failure of kind "canceled".
-func (b *bench) post(ctx context.Context, client *http.Client, ev benchEvent, st *benchStats) bool {
+func (b *bench) post(ctx context.Context, client *http.Client, endpoint string, ev benchEvent, st *benchStats) bool {
 	rctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, b.endpoint, bytes.NewReader(ev.body))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, endpoint, bytes.NewReader(ev.body))
 	if err != nil {
 		st.fail("request", err.Error())
 		return false
@@ -428,7 +490,11 @@ func (r *benchResult) print(w io.Writer) {
 	}
 	p50, p95, p99 := percentile(r.latencies, 50), percentile(r.latencies, 95), percentile(r.latencies, 99)
 	maxLat := percentile(r.latencies, 100)
-	fmt.Fprintf(w, "sent %d events in %.2fs: %d ok (%d duplicates), %d failed\n", r.sent, secs, ok, r.duplicates, r.failed())
+	fmt.Fprintf(w, "sent %d events in %.2fs: %d ok (%d duplicates), %d failed", r.sent, secs, ok, r.duplicates, r.failed())
+	if r.retries > 0 {
+		fmt.Fprintf(w, ", %d retries", r.retries)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "throughput %.1f events/s\n", rate)
 	fmt.Fprintf(w, "latency p50 %.1fms  p95 %.1fms  p99 %.1fms  max %.1fms\n", ms(p50), ms(p95), ms(p99), ms(maxLat))
 	if len(r.errors) > 0 {

@@ -42,6 +42,8 @@ type fileConfig struct {
 	// Limits bound what unauthenticated clients can cost (docs/operations.md,
 	// "Limits for unauthenticated clients"); unset keys keep the defaults.
 	Limits limitsConfig `yaml:"limits"`
+	// Cluster, if set, makes serve a node of a cluster (docs/cluster.md).
+	Cluster *clusterConfig `yaml:"cluster"`
 }
 
 type limitsConfig struct {
@@ -295,6 +297,9 @@ func checkSourceName(name string) error {
 // devSource reports whether serve adds the development source "dev": only
 // while the config defines no sources, unless dev_source says otherwise.
 func (s *settings) devSource() bool {
+	if s.file.Cluster != nil {
+		return false
+	}
 	if s.file.DevSource != nil {
 		return *s.file.DevSource
 	}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/paytrail/paytrail/crypto"
+	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/datadir"
 )
 
@@ -112,6 +113,13 @@ func cmdKeys(ctx context.Context, e env) error {
 			return err
 		}
 		defer n.Close()
+		if l, err := datadir.OpenLedger(ctx, n.Dir); err == nil {
+			applied := l.Applied()
+			l.Close()
+			if applied > 0 {
+				return hinted{ledger.ErrClusterNode, []string{"a cluster's keysets live in its keysets bucket: a key rotated in one data dir would part that node from the others (docs/cluster.md)"}}
+			}
+		}
 		if *keyset == crypto.KeysetToken || *keyset == crypto.KeysetBlind {
 			fmt.Fprintf(e.stderr, "paytrail: WARNING: rotating %s changes the tokens or blind indexes of new events; searches look under every key\n", *keyset)
 		}

@@ -38,6 +38,9 @@ func keysRewrap(ctx context.Context, e env, s *settings, uri string) error {
 		return err
 	}
 	defer n.Close()
+	if err := refuseClusterNode(ctx, n); err != nil {
+		return err
+	}
 	next, err := crypto.OpenMaster(ctx, crypto.MasterConfig{URI: uri, VaultToken: s.vaultToken})
 	if err != nil {
 		return fmt.Errorf("failed to open the new master key: %w", err)
@@ -57,6 +60,21 @@ func keysRewrap(ctx context.Context, e env, s *settings, uri string) error {
 	}
 	fmt.Fprintf(e.stdout, "from now on set PAYTRAIL_MASTER_KEY=%s\n", uri)
 	fmt.Fprintln(e.stdout, "retire the old master key only after a backup taken from now on restores with the new one (docs/operations.md, key ceremony)")
+	return nil
+}
+
+// refuseClusterNode refuses key changes in a cluster node's data dir:
+// its keysets are the cluster's, kept in the cluster's keysets bucket.
+func refuseClusterNode(ctx context.Context, n *datadir.Node) error {
+	l, err := datadir.OpenLedger(ctx, n.Dir)
+	if err != nil {
+		return nil // no ledger yet: not a node
+	}
+	applied := l.Applied()
+	l.Close()
+	if applied > 0 {
+		return hinted{ledger.ErrClusterNode, []string{"a cluster's keysets live in its keysets bucket: a key changed in one data dir would part that node from the others (docs/cluster.md)"}}
+	}
 	return nil
 }
 
@@ -131,6 +149,9 @@ func keysRetire(ctx context.Context, e env, s *settings, keyset string) error {
 		return err
 	}
 	defer n.Close()
+	if err := refuseClusterNode(ctx, n); err != nil {
+		return err
+	}
 	ks, err := keystore.Open(filepath.Join(n.Dir, "keys"), nil)
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ commands:
   verify      check the ledger (local data dir or a remote server)
   reconcile   match a settlement report against the ledger
   bench       load-test a running server
+  cluster     seed a new cluster from a single node's ledger
   version     print the version
 
 run 'paytrail <command> -h' for a command's flags`
@@ -100,6 +101,8 @@ func run(ctx context.Context, e env) int {
 		err = cmdRestore(ctx, e)
 	case "bench":
 		err = cmdBench(ctx, e)
+	case "cluster":
+		err = cmdCluster(ctx, e)
 	case "version", "-version", "--version":
 		fmt.Fprintln(e.stdout, versionString())
 		return exitOK

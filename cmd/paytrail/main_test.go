@@ -37,6 +37,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/paytrail/paytrail/api/webhook"
+	"github.com/paytrail/paytrail/ledger/cluster/natstest"
 	"github.com/paytrail/paytrail/ledger/datadir"
 )
 
@@ -45,6 +46,10 @@ import (
 // scripts' PATH and runs it as a subprocess, so signals and exit codes are
 // real.
 func TestMain(m *testing.M) {
+	natstest.Main()
+	if os.Getenv(envAsMain) == "1" {
+		os.Exit(scriptMain())
+	}
 	testscript.Main(m, map[string]func(){
 		"paytrail": func() { os.Exit(scriptMain()) },
 	})

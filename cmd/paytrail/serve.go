@@ -82,13 +82,27 @@ func cmdServe(ctx context.Context, e env) error {
 		fmt.Fprintln(e.stderr, "paytrail: hint: configure tls (cert_file, key_file) or --tls-cert/--tls-key, or put a TLS-terminating proxy in front and listen on 127.0.0.1")
 	}
 
+	cc, err := s.cluster(e, logger)
+	if err != nil {
+		return err
+	}
 	cfg := s.datadir(true, false)
 	cfg.Logger = logger
-	node, err := openNode(ctx, e, s, cfg)
+	var node *datadir.Node
+	var cn *clusterNode
+	if cc != nil {
+		node, cn, err = openClusterNode(ctx, e, s, cc, cfg)
+	} else {
+		node, err = openNode(ctx, e, s, cfg)
+	}
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	if cn != nil {
+		// Before the data dir closes: the node applies into its ledger.
+		defer cn.close()
+	}
 	if node.DevMaster {
 		warnDevMaster(e, node)
 	}
@@ -100,13 +114,23 @@ func cmdServe(ctx context.Context, e env) error {
 		sources = append(sources, dev)
 	}
 	apiCfg.Ledger, apiCfg.Keys, apiCfg.DataKeys, apiCfg.KeyStore = node.Ledger, node.Keys, node.DataKeys, node.KeyStore
+	var appender api.Appender = node.Ledger
+	if cn != nil {
+		apiCfg.DataKeys, apiCfg.KeyStore, apiCfg.Cluster = cn.dataKeys, cn.keyStore, cn.node
+		appender = cn.node
+	}
 	apiCfg.Sources, apiCfg.Logger = sources, logger
 	apiCfg.DataDir = node.Dir
 	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
 	}
-	if err := recordStart(ctx, node); err != nil {
+	if cn != nil && cn.founded {
+		if err := bootstrapClusterAdmin(ctx, e.stdout, srv.Principals()); err != nil {
+			return err
+		}
+	}
+	if err := recordStart(ctx, node, appender); err != nil {
 		return err
 	}
 	if tlsConf != nil {
@@ -127,6 +151,9 @@ func cmdServe(ctx context.Context, e env) error {
 		return err
 	}
 	logger.Info("paytrail stopping: requests drained, closing the ledger")
+	if cn != nil {
+		cn.close()
+	}
 	if err := node.Close(); err != nil {
 		return err
 	}
@@ -187,7 +214,7 @@ func devSource(ctx context.Context, e env, node *datadir.Node) (api.Source, erro
 // recordStart appends an admin entry naming the keys in force (ids and
 // primaries, never material), so every key rotation, made offline with
 // `paytrail keys rotate`, is on the ledger from the next start on.
-func recordStart(ctx context.Context, node *datadir.Node) error {
+func recordStart(ctx context.Context, node *datadir.Node, appender api.Appender) error {
 	details := map[string]string{"master_key": node.Master.String()}
 	for _, ks := range node.Keys.Status() {
 		var ids []string
@@ -200,7 +227,7 @@ func recordStart(ctx context.Context, node *datadir.Node) error {
 		}
 		details["keyset_"+ks.Name] = strings.Join(ids, ",")
 	}
-	_, err := node.Ledger.Append(ctx, ledger.Record{
+	_, err := appender.Append(ctx, ledger.Record{
 		Kind: ledger.KindAdmin, ID: ledger.NewRecordID(), Time: time.Now().UTC(), Policy: api.PolicyVersion,
 		Body: ledger.AdminBody{ActorID: "system", ActorName: "paytrail serve", Action: "service.start", Details: details},
 	})

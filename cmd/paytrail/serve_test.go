@@ -19,7 +19,7 @@ func TestRecordStartNamesKeysInForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer node.Close()
-	if err := recordStart(ctx, node); err != nil {
+	if err := recordStart(ctx, node, node.Ledger); err != nil {
 		t.Fatal(err)
 	}
 	e, err := node.Ledger.Entry(node.Ledger.Size() - 1)

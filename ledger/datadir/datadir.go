@@ -17,6 +17,7 @@
 package datadir
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +86,23 @@ type Config struct {
 	DataKeyCache int
 	// Logger receives operational messages. The default discards.
 	Logger *slog.Logger
+
+	// Cluster mode (see ledger/cluster): the ledger is a node's, with the
+	// cluster's id, sequenced by the cluster's stream, its checkpoint
+	// roots agreed with the other nodes; the keysets are the cluster's.
+	LedgerID  string
+	Sequenced bool
+	Agree     func(ctx context.Context, size uint64, root []byte) error
+	// SyncKeysets, if set, is given the data dir's wrapped keyset files
+	// (created first if the data dir is empty) and returns the cluster's,
+	// which replace them; a populated data dir whose keysets differ from
+	// the cluster's is refused ([ErrKeysetsDiffer]).
+	SyncKeysets func(ctx context.Context, local map[string][]byte) (map[string][]byte, error)
 }
+
+// ErrKeysetsDiffer refuses a data dir holding data under keysets other
+// than its cluster's.
+var ErrKeysetsDiffer = errors.New("the data dir's keysets are not its cluster's")
 
 // Node is an open data dir.
 type Node struct {
@@ -220,6 +237,11 @@ func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 			}
 		}
 	}
+	if cfg.SyncKeysets != nil {
+		if err := syncKeysets(ctx, cfg, ksDir, st.populated()); err != nil {
+			return nil, err
+		}
+	}
 	n.KeysetStore = crypto.NewKeysetDir(ksDir)
 	if n.Keys, err = crypto.LoadKeysetsFrom(ctx, n.KeysetStore, n.Master); err != nil {
 		if errors.Is(err, crypto.ErrNoKeysets) {
@@ -233,6 +255,30 @@ func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	return n, nil
+}
+
+// syncKeysets makes the keysets in ksDir the cluster's.
+func syncKeysets(ctx context.Context, cfg Config, ksDir string, populated bool) error {
+	local, err := crypto.ReadKeysetFiles(ksDir)
+	if err != nil {
+		return err
+	}
+	theirs, err := cfg.SyncKeysets(ctx, local)
+	if err != nil {
+		return fmt.Errorf("failed to get the cluster's keysets: %w", err)
+	}
+	for name, b := range theirs {
+		if bytes.Equal(b, local[name]) {
+			continue
+		}
+		if populated {
+			return fmt.Errorf("%w: keyset %s in %s differs from the cluster's (a data dir of another cluster, or keys rotated offline?)", ErrKeysetsDiffer, name, ksDir)
+		}
+		if err := crypto.WriteKeysetFile(ksDir, name, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dirState is what a data dir holds before Open touches it.
@@ -342,6 +388,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		CheckpointInterval: cfg.CheckpointInterval,
 		ReadOnly:           cfg.ReadOnly,
 		Logger:             cfg.Logger,
+		ID:                 cfg.LedgerID,
+		Sequenced:          cfg.Sequenced,
+		Agree:              cfg.Agree,
 		Signer: func(origin string) (note.Signer, error) {
 			return n.Keys.NoteSigner(origin)
 		},

@@ -120,6 +120,11 @@ type RunConfig struct {
 	// OnException, if set, sees every exception as found (not only the
 	// stored ones), before the run is known to succeed; see Options.
 	OnException func(Exception) error
+	// Appender, if set, appends the run's entry instead of the ledger
+	// itself (a cluster node's stream).
+	Appender interface {
+		Append(context.Context, ledger.Record) (ledger.Result, error)
+	}
 }
 
 // ErrBadConfig is returned by [RunAndStore] for a RunConfig missing a
@@ -202,7 +207,11 @@ func RunAndStore(ctx context.Context, l *ledger.Ledger, cfg RunConfig) (*StoredR
 		body.RequestedPeriod = &Period{From: cfg.From.UTC(), To: cfg.To.UTC()}
 	}
 	run := &StoredRun{ID: ledger.NewRecordID(), Time: cfg.Time.UTC(), RunBody: body}
-	res, err := l.Append(ctx, ledger.Record{
+	appender := cfg.Appender
+	if appender == nil {
+		appender = l
+	}
+	res, err := appender.Append(ctx, ledger.Record{
 		Kind: ledger.KindReconciliation, ID: run.ID, Time: run.Time, Policy: cfg.Policy, Body: &run.RunBody,
 	})
 	if err != nil {

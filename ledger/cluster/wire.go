@@ -1,0 +1,217 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/paytrail/paytrail/ledger"
+)
+
+// Sealer seals and opens the parts of a record that link it to a person
+// (card tokens, blind indexes, restriction keys) under a data key, bound
+// to the record and the part's name. The stream carries those parts only
+// sealed; every node's applier opens them with the data key (from the
+// key bucket) to derive its search rows, so that once an erasure has
+// destroyed the key, no node, not even one rebuilt from the stream
+// afterwards, can derive them again.
+type Sealer interface {
+	Seal(ctx context.Context, keyID, recordID, part string, plaintext []byte) ([]byte, error)
+	// Open fails with an error wrapping ErrKeyGone when the key was
+	// destroyed.
+	Open(ctx context.Context, keyID, recordID, part string, ciphertext []byte) ([]byte, error)
+	// SealNew seals under a fresh, durably stored data key, for a record
+	// that has none of its own (a cardholder request), and returns the
+	// key's id.
+	SealNew(ctx context.Context, recordID, part string, plaintext []byte) (keyID string, ciphertext []byte, err error)
+}
+
+// errMalformed marks a stream record no node can apply: every node skips
+// it alike (applying nothing at its position) rather than halt.
+var errMalformed = errors.New("malformed stream record")
+
+// ErrKeyGone is the error a [Sealer] wraps when a data key was destroyed.
+var ErrKeyGone = errors.New("data key destroyed")
+
+// wireVersion is the version of the record encoding on the stream. A node
+// refuses records of a version it does not know rather than misapply them.
+const wireVersion = 1
+
+// The names of the sealed parts (bound into their associated data).
+const (
+	partSubjects = "cluster/subjects"
+	partState    = "cluster/state"
+)
+
+// wireRecord is a [ledger.Record] as published on the stream. It is JSON:
+// the records are small next to their entries, and a version field keeps
+// the format open.
+type wireRecord struct {
+	V      int             `json:"v"`
+	Kind   ledger.Kind     `json:"kind,omitempty"`
+	ID     string          `json:"id,omitempty"`
+	Time   time.Time       `json:"time,omitzero"`
+	Policy int             `json:"policy,omitempty"`
+	Body   json.RawMessage `json:"body,omitempty"`
+	Unique *ledger.Unique  `json:"unique,omitempty"`
+	// Link is the record's SubjectLink with its subjects sealed.
+	Link *wireLink `json:"link,omitempty"`
+	// Erase is in clear: transaction ids link to no person.
+	Erase *ledger.Erasure `json:"erase,omitempty"`
+	// State rows in clear (principals, corrections index, ...), or sealed
+	// when the record is a cardholder request (its restriction rows are
+	// keyed by the cardholder's blind indexes).
+	State       []ledger.StateRow `json:"state,omitempty"`
+	SealedState *sealedPart       `json:"sealed_state,omitempty"`
+
+	Entry      []byte `json:"entry,omitempty"`
+	Cut        bool   `json:"cut,omitempty"`
+	Checkpoint []byte `json:"checkpoint,omitempty"`
+}
+
+type wireLink struct {
+	TransactionID string `json:"tx"`
+	DataKey       string `json:"data_key,omitempty"`
+	Subjects      []byte `json:"subjects,omitempty"` // sealed JSON array
+}
+
+type sealedPart struct {
+	Key string `json:"key"`
+	Box []byte `json:"box"`
+}
+
+// encodeRecord makes the stream form of rec, sealing what links it to a
+// person. rec must already be complete: every random value decided.
+func encodeRecord(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, error) {
+	w := wireRecord{
+		V: wireVersion, Kind: rec.Kind, ID: rec.ID, Time: rec.Time.UTC(), Policy: rec.Policy,
+		Unique: rec.Unique, Erase: rec.Erase,
+		Entry: rec.Entry, Cut: rec.Cut, Checkpoint: rec.Checkpoint,
+	}
+	if rec.Body != nil {
+		b, err := json.Marshal(rec.Body)
+		if err != nil {
+			return nil, fmt.Errorf("failed to encode record body: %w", err)
+		}
+		w.Body = b
+	}
+	if l := rec.Link; l != nil {
+		w.Link = &wireLink{TransactionID: l.TransactionID, DataKey: l.DataKey}
+		if len(l.Subjects) > 0 {
+			if l.DataKey == "" {
+				return nil, errors.New("cluster: a record's subjects need its data key to be sealed")
+			}
+			plain, err := json.Marshal(l.Subjects)
+			if err != nil {
+				return nil, err
+			}
+			if w.Link.Subjects, err = s.Seal(ctx, l.DataKey, sealedRecordID(rec), partSubjects, plain); err != nil {
+				return nil, fmt.Errorf("failed to seal record subjects: %w", err)
+			}
+		}
+	}
+	if len(rec.State) > 0 {
+		if rec.Kind != ledger.KindSubjectRequest && !linksPerson(rec.State) {
+			w.State = rec.State
+		} else {
+			plain, err := json.Marshal(rec.State)
+			if err != nil {
+				return nil, err
+			}
+			keyID, box, err := s.SealNew(ctx, sealedRecordID(rec), partState, plain)
+			if err != nil {
+				return nil, fmt.Errorf("failed to seal state rows: %w", err)
+			}
+			w.SealedState = &sealedPart{Key: keyID, Box: box}
+		}
+	}
+	return json.Marshal(w)
+}
+
+// linksPerson reports whether state rows are keyed by a cardholder's
+// identifiers (restrictions), which the stream must not carry in clear.
+func linksPerson(rows []ledger.StateRow) bool {
+	for _, r := range rows {
+		if r.Table == ledger.TableRestricted {
+			return true
+		}
+	}
+	return false
+}
+
+// sealedRecordID is the record name sealed parts are bound to. A seeded
+// entry's id is inside its bytes; a record with neither has none, and
+// then carries nothing sealed.
+func sealedRecordID(rec ledger.Record) string {
+	if rec.ID != "" {
+		return rec.ID
+	}
+	if rec.Entry != nil {
+		var e struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(rec.Entry, &e) == nil && e.ID != "" {
+			return e.ID
+		}
+	}
+	return "record"
+}
+
+// decodeRecord is encodeRecord's inverse, opening the sealed parts. A part
+// whose data key was destroyed (an erased cardholder's) is left out: the
+// applier then derives no search row from it.
+func decodeRecord(ctx context.Context, s Sealer, b []byte) (ledger.Record, error) {
+	var w wireRecord
+	if err := json.Unmarshal(b, &w); err != nil {
+		return ledger.Record{}, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if w.V != wireVersion {
+		return ledger.Record{}, fmt.Errorf("stream record of version %d: this node knows %d only (upgrade it)", w.V, wireVersion)
+	}
+	rec := ledger.Record{
+		Kind: w.Kind, ID: w.ID, Time: w.Time, Policy: w.Policy, Unique: w.Unique, Erase: w.Erase,
+		State: w.State, Entry: w.Entry, Cut: w.Cut, Checkpoint: w.Checkpoint,
+	}
+	if len(w.Body) > 0 {
+		if w.Kind == ledger.KindPayment {
+			// The appender indexes and folds payment bodies.
+			var p ledger.PaymentBody
+			if err := json.Unmarshal(w.Body, &p); err != nil {
+				return ledger.Record{}, fmt.Errorf("%w: payment body: %w", errMalformed, err)
+			}
+			rec.Body = &p
+		} else {
+			rec.Body = w.Body
+		}
+	}
+	if l := w.Link; l != nil {
+		rec.Link = &ledger.SubjectLink{TransactionID: l.TransactionID, DataKey: l.DataKey}
+		if len(l.Subjects) > 0 {
+			plain, err := s.Open(ctx, l.DataKey, sealedRecordID(rec), partSubjects, l.Subjects)
+			switch {
+			case errors.Is(err, ErrKeyGone):
+			case err != nil:
+				return ledger.Record{}, fmt.Errorf("failed to open record subjects: %w", err)
+			default:
+				if err := json.Unmarshal(plain, &rec.Link.Subjects); err != nil {
+					return ledger.Record{}, fmt.Errorf("%w: record subjects: %w", errMalformed, err)
+				}
+			}
+		}
+	}
+	if p := w.SealedState; p != nil {
+		plain, err := s.Open(ctx, p.Key, sealedRecordID(rec), partState, p.Box)
+		switch {
+		case errors.Is(err, ErrKeyGone):
+		case err != nil:
+			return ledger.Record{}, fmt.Errorf("failed to open state rows: %w", err)
+		default:
+			if err := json.Unmarshal(plain, &rec.State); err != nil {
+				return ledger.Record{}, fmt.Errorf("%w: state rows: %w", errMalformed, err)
+			}
+		}
+	}
+	return rec, nil
+}
