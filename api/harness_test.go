@@ -21,6 +21,7 @@ import (
 	stripewebhook "github.com/stripe/stripe-go/v85/webhook"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/api/witness"
 	"github.com/paytrail/paytrail/ledger/datadir"
 )
 
@@ -42,6 +43,11 @@ type harness struct {
 	logs   *syncBuffer
 	tokens map[string]string // principal name -> bearer token
 	ids    map[string]string // principal name -> id
+	// witnesses, witnessQuorum and witnessTiming configure the server's
+	// witness submitter (newWitnessedHarness).
+	witnesses     []witness.Endpoint
+	witnessQuorum int
+	witnessTiming witness.Timing
 }
 
 type syncBuffer struct {
@@ -72,7 +78,15 @@ func (s *syncBuffer) String() string {
 //	admin        admin    *
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessSet(t, func(*harness) {})
+}
+
+// newHarnessSet is newHarness with set applied to the harness before
+// the server starts.
+func newHarnessSet(t testing.TB, set func(*harness)) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, tokens: map[string]string{}, ids: map[string]string{}}
+	set(h)
 	h.start()
 	for _, p := range []struct {
 		name      string
@@ -115,6 +129,7 @@ func (h *harness) start() {
 			// A source whose default merchant is the only one it may post for.
 			{Name: "shop", Scheme: "standard", Secrets: []string{testStandardSecret}, DefaultMerchant: "m_bookshop"},
 		},
+		Witnesses: h.witnesses, WitnessQuorum: h.witnessQuorum, WitnessTiming: h.witnessTiming,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -129,6 +144,7 @@ func (h *harness) stop() {
 		h.http = nil
 	}
 	if h.srv != nil {
+		// Close stops the witness submitter and the re-wrap too.
 		h.srv.Close(context.Background())
 	}
 	if h.node != nil {

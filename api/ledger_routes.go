@@ -34,8 +34,25 @@ func (s *Server) verifierKeys() []string {
 	return vkeys
 }
 
+// checkpoint serves the newest checkpoint with its witness cosignatures,
+// or with witnessed=1 the newest one a quorum of witnesses cosigned.
 func (s *Server) checkpoint(c *gin.Context) {
-	cp, err := s.ledger.LatestCheckpoint()
+	witnessed, err := parseWitnessed(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	var cp []byte
+	if witnessed {
+		size, ok := s.witnessedSize()
+		if !ok {
+			s.abort(c, errNotWitnessed)
+			return
+		}
+		cp, err = s.ledger.CosignedCheckpoint(size)
+	} else {
+		cp, _, err = s.ledger.LatestCosignedCheckpoint()
+	}
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -49,7 +66,7 @@ func (s *Server) checkpointAt(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	cp, err := s.ledger.Checkpoint(size)
+	cp, err := s.ledger.CosignedCheckpoint(size)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -116,45 +133,10 @@ func nonNil(h [][]byte) [][]byte {
 }
 
 // entry serves the exact stored bytes of an entry and their decoded form.
-// It follows merchant scope: payment entries of other merchants answer 404,
-// and access, admin and other non-payment entries need scope "*".
 func (s *Server) entry(c *gin.Context) {
-	seq, err := parseUint(c.Param("seq"), "seq")
-	if err != nil {
-		s.abort(c, err)
+	e, a, ok := s.scopedEntry(c)
+	if !ok {
 		return
-	}
-	// Name only sequence numbers that exist: an out-of-range number could
-	// be anything, a card number included.
-	a := access{Action: "entry.read", Resource: "entry/(out of range)"}
-	if seq < s.ledger.Size() {
-		a.Resource = "entry/" + strconv.FormatUint(seq, 10)
-	}
-	e, err := s.ledger.Entry(seq)
-	if err != nil {
-		if err == ledger.ErrNotFound {
-			s.deny(c, a, errNotFound)
-			return
-		}
-		s.abort(c, err)
-		return
-	}
-	p := principal(c)
-	merchant := ""
-	if e.Kind == ledger.KindPayment {
-		var pb ledger.PaymentBody
-		if err := e.DecodeBody(&pb); err != nil {
-			s.abort(c, err)
-			return
-		}
-		merchant = pb.MerchantID
-	}
-	if (merchant == "" && !p.AllMerchants()) || (merchant != "" && !p.InScope(merchant)) {
-		s.deny(c, a, errNotFound)
-		return
-	}
-	if merchant != "" {
-		a.Merchants = []string{merchant}
 	}
 	if _, err := s.recordAccess(c, a, http.StatusOK); err != nil {
 		s.abort(c, err)
@@ -166,4 +148,51 @@ func (s *Server) entry(c *gin.Context) {
 		"entry":     e.Bytes(),
 		"decoded":   json.RawMessage(e.Bytes()),
 	})
+}
+
+// scopedEntry reads the entry named by the seq parameter for an entry
+// read (GET /v1/entries/:seq and its receipt). It follows merchant scope:
+// payment entries of other merchants answer 404, and access, admin and
+// other non-payment entries need scope "*"; those denials are recorded.
+// It returns the access to record once the answer is ready; ok is false
+// once an answer was sent.
+func (s *Server) scopedEntry(c *gin.Context) (*ledger.Entry, access, bool) {
+	seq, err := parseUint(c.Param("seq"), "seq")
+	if err != nil {
+		s.abort(c, err)
+		return nil, access{}, false
+	}
+	// Name only sequence numbers that exist: an out-of-range number could
+	// be anything, a card number included.
+	a := access{Action: "entry.read", Resource: "entry/(out of range)"}
+	if seq < s.ledger.Size() {
+		a.Resource = "entry/" + strconv.FormatUint(seq, 10)
+	}
+	e, err := s.ledger.Entry(seq)
+	if err != nil {
+		if err == ledger.ErrNotFound {
+			s.deny(c, a, errNotFound)
+			return nil, a, false
+		}
+		s.abort(c, err)
+		return nil, a, false
+	}
+	p := principal(c)
+	merchant := ""
+	if e.Kind == ledger.KindPayment {
+		var pb ledger.PaymentBody
+		if err := e.DecodeBody(&pb); err != nil {
+			s.abort(c, err)
+			return nil, a, false
+		}
+		merchant = pb.MerchantID
+	}
+	if (merchant == "" && !p.AllMerchants()) || (merchant != "" && !p.InScope(merchant)) {
+		s.deny(c, a, errNotFound)
+		return nil, a, false
+	}
+	if merchant != "" {
+		a.Merchants = []string{merchant}
+	}
+	return e, a, true
 }

@@ -33,10 +33,12 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	v1.GET("/ledger/proofs/inclusion", s.authorize("proof.inclusion", auditor), s.inclusionProof)
 	v1.GET("/ledger/proofs/consistency", s.authorize("proof.consistency", auditor), s.consistencyProof)
 	v1.GET("/entries/:seq", s.authorize("entry.read", auditor), s.entry)
+	v1.GET("/entries/:seq/receipt", s.authorize("entry.read", auditor), s.entryReceipt)
 
 	v1.GET("/transactions", s.authorize("transactions.list", auditor, finance), s.listTransactions)
 	v1.GET("/transactions/:id", s.authorize("transaction.read", auditor, finance), s.getTransaction)
 	v1.POST("/transactions/:id/disclose", s.authorize("transaction.disclose", auditor, privacy), s.disclose)
+	v1.GET("/transactions/:id/receipts", s.authorize("transaction.receipts", auditor), s.transactionReceipts)
 	v1.POST("/cards/search", s.authorize("cards.search", auditor, finance), s.searchCard)
 	v1.GET("/access-log", s.authorize("access_log.read", auditor, admin), s.accessLog)
 
@@ -78,6 +80,7 @@ func (s *Server) readyz(c *gin.Context) {
 		return
 	}
 	body := gin.H{"status": "ready", "entries": s.ledger.Size()}
+	s.addWitnessStatus(body)
 	if err := s.clusterReady(body); err != nil {
 		e := toError(err)
 		body["status"] = "not_ready"

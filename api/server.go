@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/api/witness"
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
 	"github.com/paytrail/paytrail/ledger/cluster"
@@ -109,6 +110,17 @@ type Config struct {
 	// RewrapRate caps how many data keys per second the background
 	// re-wrap after a datakey rotation rewrites. The default value is 2000.
 	RewrapRate int
+	// Witnesses are the C2SP tlog-witness witnesses every new checkpoint
+	// is submitted to, in the background (api/witnessing.go). None: no
+	// submitter runs.
+	Witnesses []witness.Endpoint
+	// WitnessQuorum is how many of Witnesses must cosign a checkpoint for
+	// GET /v1/ledger/checkpoint?witnessed=1 to serve it. The default is a
+	// majority of Witnesses.
+	WitnessQuorum int
+	// WitnessTiming tunes the submitter's timeouts, polling and backoff;
+	// zero values keep its defaults.
+	WitnessTiming witness.Timing
 }
 
 // Source is a configured webhook source.
@@ -159,6 +171,9 @@ type Server struct {
 	// beforeAppend, if set (by tests, before any request), runs in ingest
 	// between sealing an event and appending it.
 	beforeAppend atomic.Pointer[func(eventID string)]
+
+	// witnesses submits checkpoints to witnesses; nil without any.
+	witnesses *witness.Submitter
 
 	// logLimit keeps repeated warnings to one line per interval.
 	logLimit *logLimiter
@@ -293,6 +308,10 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.engine = e
 	s.routes(e, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	// Last: nothing after it may fail and leave its goroutines running.
+	if err := s.startWitnessing(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -351,6 +370,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 // after it are recorded one entry each.
 func (s *Server) Close(ctx context.Context) error {
 	s.rewrap.stop()
+	s.stopWitnessing()
 	if err := s.denials.close(ctx); err != nil {
 		return fmt.Errorf("failed to record coalesced failed attempts: %w", err)
 	}

@@ -32,6 +32,15 @@
 // between any two can be proved. Checkpoints are only ever signed over the
 // ledger's own append-only tree, so two inconsistent ones cannot be issued.
 //
+// # Witness cosignatures
+//
+// Cosignatures of checkpoints by witnesses (C2SP tlog-cosignature) are
+// stored beside the checkpoints, in a table of their own, never inside
+// the signed note and never as entries ([Ledger.AddCosignatures]): a
+// stored checkpoint stays byte for byte what the ledger signed, the same
+// on every replica, and cosignatures are joined to it only when it is
+// served ([Ledger.CosignedCheckpoint]).
+//
 // # Keyspace
 //
 // The Pebble keyspace is documented in keys.go. Entries, Merkle nodes and

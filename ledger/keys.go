@@ -13,6 +13,7 @@ import (
 //	'e' seq(8) 'p'                signed checkpoint note of tree size seq+1 (see checkpointKey)
 //	'i' ...                       derived index rows, rebuildable from entries (index.go)
 //	's' ...                       subject rows: clear card tokens and blind indexes (mutable, erasable)
+//	'w' size(8) keyhash(4) name   witness cosignatures of the checkpoint of size (outside the tree; cosig.go)
 //	'x' ...                       mutable state outside the tree (principals, restrictions)
 //
 // The entry table, by far the largest, only ever grows at its end, and
@@ -27,6 +28,7 @@ const (
 	tagEntry   = 'e'
 	tagIndex   = 'i'
 	tagSubject = 's'
+	tagWitness = 'w'
 	tagState   = 'x'
 )
 

@@ -214,7 +214,7 @@ func waitConverged(t *testing.T, nodes []*paytrailNode) uint64 {
 			for _, r := range rs[1:] {
 				same = same && r.Applied == rs[0].Applied && r.Entries == rs[0].Entries
 			}
-			if same && rs[0].Applied == last && time.Since(still) > 1500*time.Millisecond {
+			if same && rs[0].Applied == last && time.Since(still) > 3*time.Second {
 				return rs[0].Entries
 			}
 			if !same || rs[0].Applied != last {

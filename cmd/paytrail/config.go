@@ -44,6 +44,18 @@ type fileConfig struct {
 	Limits limitsConfig `yaml:"limits"`
 	// Cluster, if set, makes serve a node of a cluster (docs/cluster.md).
 	Cluster *clusterConfig `yaml:"cluster"`
+	// Witnesses cosign every new checkpoint (docs/operations.md,
+	// "Witnesses"); WitnessQuorum of them make it "witnessed".
+	Witnesses     []witnessConfig `yaml:"witnesses"`
+	WitnessQuorum int             `yaml:"witness_quorum"`
+}
+
+// witnessConfig is one C2SP tlog-witness: a name for metrics, its
+// submission URL and its cosignature verifier key.
+type witnessConfig struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	Key  string `yaml:"key"`
 }
 
 type limitsConfig struct {

@@ -2,12 +2,14 @@
 //
 //	paytrail serve      [--config FILE] [--data DIR] [--addr HOST:PORT]
 //	paytrail principal  add|list|revoke --data DIR ...
-//	paytrail keys       init|status|rotate|rewrap --data DIR ...
+//	paytrail keys       init|status|rotate|rewrap|retire --data DIR ...
 //	paytrail backup     --url URL --token T --out FILE
 //	paytrail restore    --in FILE --data DIR
-//	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--token T]
+//	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--witness WKEY]... [--quorum K] [--token T]
 //	paytrail reconcile  --data DIR --format generic|stripe FILE
 //	paytrail bench      ingest --url URL --source NAME --secret S --events N --concurrency C
+//	paytrail receipt    verify --key VKEY [--witness WKEY]... [--quorum K] FILE
+//	paytrail witness    key|serve ...
 //	paytrail version
 //
 // Every command and subcommand takes -h or --help. Flags may come before or
@@ -72,6 +74,8 @@ commands:
   reconcile   match a settlement report against the ledger
   bench       load-test a running server
   cluster     seed a new cluster from a single node's ledger
+  receipt     verify an entry's receipt offline
+  witness     run a witness that cosigns a ledger's checkpoints
   version     print the version
 
 run 'paytrail <command> -h' for a command's flags`
@@ -103,6 +107,10 @@ func run(ctx context.Context, e env) int {
 		err = cmdBench(ctx, e)
 	case "cluster":
 		err = cmdCluster(ctx, e)
+	case "receipt":
+		err = cmdReceipt(e)
+	case "witness":
+		err = cmdWitness(ctx, e)
 	case "version", "-version", "--version":
 		fmt.Fprintln(e.stdout, versionString())
 		return exitOK

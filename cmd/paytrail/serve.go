@@ -61,6 +61,9 @@ func cmdServe(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
+	if apiCfg.Witnesses, apiCfg.WitnessQuorum, err = s.witnesses(); err != nil {
+		return err
+	}
 	tc := s.file.TLS
 	if *tlsCert != "" || *tlsKey != "" {
 		tc.CertFile, tc.KeyFile = *tlsCert, *tlsKey

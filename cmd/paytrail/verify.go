@@ -17,7 +17,7 @@ import (
 // cmdVerify checks a local data dir (--data) or a remote server (--url).
 // Exit 0: everything agrees; 1: a check failed; 2: usage or I/O error.
 func cmdVerify(ctx context.Context, e env) error {
-	fs := newFlags("verify", "[--data DIR] [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--token T]")
+	fs := newFlags("verify", "[--data DIR] [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--witness WKEY]... [--quorum K] [--token T]")
 	df := addDataFlags(fs, false)
 	url := fs.String("url", "", "server base URL for a remote check")
 	cpFile := fs.String("checkpoint", "", "remote: the trusted checkpoint file (written on first use, replaced on success)")
@@ -27,6 +27,13 @@ func cmdVerify(ctx context.Context, e env) error {
 		"so that no master key is needed (repeat it for the keys of before a signer rotation)",
 		func(k string) error { vkeys = append(vkeys, k); return nil })
 	token := fs.String("token", "", "remote: bearer token of an auditor (env PAYTRAIL_TOKEN)")
+	var wkeys []string
+	fs.Func("witness", "remote: a witness's cosignature verifier key, or a file holding it; repeat for each witness you trust "+
+		"(the check then uses the newest checkpoint the server says is witnessed)",
+		func(k string) error { wkeys = append(wkeys, k); return nil })
+	quorum := quorumFlag(fs, "remote: how many of the --witness keys must have cosigned the checkpoint (default: all of them)")
+	via := fs.Uint64("via", 0, "remote: after a signer rotation, the size of the checkpoint signed by both the pinned and the new key "+
+		"(announced by the operator): its new keys are pinned first")
 	args, err := parseFlags(e, fs, e.args)
 	if err != nil {
 		return err
@@ -38,7 +45,12 @@ func cmdVerify(ctx context.Context, e env) error {
 		if len(vkeys) > 1 {
 			return usageError{"verify --url takes one --key", "pin the key the server signs its checkpoints with now"}
 		}
-		return verifyRemote(ctx, e, *url, *cpFile, first(vkeys...), first(*token, e.getenv("PAYTRAIL_TOKEN")))
+		policy, ws, err := witnessPolicy(wkeys, *quorum)
+		if err != nil {
+			return err
+		}
+		return verifyRemote(ctx, e, remoteCheck{baseURL: *url, cpFile: *cpFile, vkey: first(vkeys...),
+			token: first(*token, e.getenv("PAYTRAIL_TOKEN")), witnesses: ws, policy: policy, via: *via})
 	}
 	s, err := df.resolve(e)
 	if err != nil {

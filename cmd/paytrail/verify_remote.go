@@ -28,9 +28,9 @@ import (
 // Caps on what the remote check reads from a server it does not trust.
 const (
 	remoteTimeout = 30 * time.Second
-	// maxCheckpointBytes caps a checkpoint note: three short lines and a few
-	// signatures.
-	maxCheckpointBytes = 16 << 10
+	// maxCheckpointBytes caps a checkpoint note: three short lines and at
+	// most 100 signatures (an ML-DSA-44 cosignature line is about 3.3 KB).
+	maxCheckpointBytes = 512 << 10
 	// maxProofBytes caps a consistency proof answer: at most
 	// maxProofHashes base64 hashes.
 	maxProofBytes = 64 << 10
@@ -55,7 +55,8 @@ var errCheckFailed = errors.New("remote ledger check failed")
 // Exit codes: 0 consistent (or first use), 1 a signature or proof failed
 // (a tampered file, a wrong key, a rewritten or forked log), 2 usage, I/O or
 // HTTP errors.
-func verifyRemote(ctx context.Context, e env, baseURL, cpFile, vkey, token string) error {
+func verifyRemote(ctx context.Context, e env, rc remoteCheck) error {
+	baseURL, cpFile, vkey, token := rc.baseURL, rc.cpFile, rc.vkey, rc.token
 	if cpFile == "" || vkey == "" {
 		return usageError{"verify --url needs --checkpoint FILE and --key VKEY",
 			"fetch the key once from GET /v1/ledger/public-key, check it out of band, and pin it"}
@@ -72,14 +73,36 @@ func verifyRemote(ctx context.Context, e env, baseURL, cpFile, vkey, token strin
 		fmt.Fprintf(e.stderr, "paytrail: warning: sending the bearer token over plain http to %s\n", base.Host)
 	}
 	rl := &remoteLedger{base: base, token: token, client: &http.Client{Timeout: remoteTimeout}}
-
-	latest, err := rl.get(ctx, "/v1/ledger/checkpoint", nil, maxCheckpointBytes)
+	pinned, err := pinnedKeys(v, cpFile)
 	if err != nil {
 		return err
 	}
-	cur, err := openCheckpoint(latest, v)
+	if rc.via > 0 {
+		if pinned, err = pinVia(ctx, e, rl, rc.via, pinned, cpFile); err != nil {
+			return err
+		}
+	}
+
+	var query url.Values
+	if len(rc.witnesses) > 0 {
+		query = url.Values{"witnessed": {"1"}}
+	}
+	latest, err := rl.get(ctx, "/v1/ledger/checkpoint", query, maxCheckpointBytes)
+	if err != nil {
+		return err
+	}
+	cur, err := openPinned(latest, pinned, rc.witnesses)
 	if err != nil {
 		return checkFailed(e, fmt.Errorf("the server's checkpoint does not verify with the pinned key: %w", err))
+	}
+	if !rc.policy.Satisfied(latest) {
+		return checkFailed(e, fmt.Errorf("the server's checkpoint of size %d is not cosigned by %d of the given witnesses", cur.Size, rc.policy.N))
+	}
+	if len(rc.witnesses) > 0 {
+		fmt.Fprintf(e.stdout, "checkpoint of size %d cosigned by a quorum of %d of your %d witnesses\n", cur.Size, rc.policy.N, len(rc.witnesses))
+	}
+	if err := pinRotated(ctx, e, rl, latest, pinned, cpFile); err != nil {
+		return err
 	}
 
 	saved, err := os.ReadFile(cpFile)
@@ -94,7 +117,7 @@ func verifyRemote(ctx context.Context, e env, baseURL, cpFile, vkey, token strin
 	if err != nil {
 		return fmt.Errorf("failed to read checkpoint file: %w", err)
 	}
-	old, err := openCheckpoint(saved, v)
+	old, err := openPinned(saved, pinned, nil)
 	if err != nil {
 		return checkFailed(e, fmt.Errorf("the saved checkpoint %s does not verify with the pinned key: %w", cpFile, err))
 	}
@@ -199,7 +222,14 @@ func loadVerifiers(vkeys []string) ([]note.Verifier, error) {
 // openCheckpoint verifies a checkpoint note with v and parses it. The
 // origin must be v's name, so a key can only vouch for its own ledger.
 func openCheckpoint(msg []byte, v note.Verifier) (*log.Checkpoint, error) {
-	cp, _, _, err := log.ParseCheckpoint(msg, v.Name(), v)
+	return openCheckpointWith(msg, v, nil)
+}
+
+// openCheckpointWith is openCheckpoint that also verifies the
+// cosignatures of the witnesses ws the note carries: one that fails
+// fails the note.
+func openCheckpointWith(msg []byte, v note.Verifier, ws []note.Verifier) (*log.Checkpoint, error) {
+	cp, _, _, err := log.ParseCheckpoint(msg, v.Name(), v, ws...)
 	if err != nil {
 		return nil, err
 	}
