@@ -130,6 +130,7 @@ func (h *harness) start() {
 	}
 	cfg := Config{
 		Ledger: node.Ledger, Keys: node.Keys, DataKeys: node.DataKeys, KeyStore: node.KeyStore, Logger: logger,
+		DataDir: node.Dir,
 		Sources: []Source{
 			{Name: "dev", Scheme: "standard", Secrets: []string{testStandardSecret}},
 			{Name: "stripe", Scheme: "stripe", Secrets: []string{testStripeSecret}, DefaultMerchant: "acct_default",
@@ -155,8 +156,9 @@ func (h *harness) stop() {
 		h.http.Close()
 		h.http = nil
 	}
-	if h.srv != nil && len(h.witnesses) > 0 {
-		h.srv.stopWitnessing()
+	if h.srv != nil {
+		// Close stops the witness submitter and the re-wrap too.
+		h.srv.Close(context.Background())
 	}
 	if h.node != nil {
 		if err := h.node.Close(); err != nil {

@@ -14,13 +14,24 @@ import (
 // publicKey serves the primary checkpoint verifier key, in signed-note
 // verifier-key format, to anyone.
 func (s *Server) publicKey(c *gin.Context) {
-	c.String(http.StatusOK, "%s\n", s.verifiers[0])
+	c.String(http.StatusOK, "%s\n", s.verifierKeys()[0])
 }
 
 // publicKeys serves every checkpoint verifier key, primary first, so
 // checkpoints signed before a key rotation stay verifiable.
 func (s *Server) publicKeys(c *gin.Context) {
-	c.String(http.StatusOK, "%s\n", strings.Join(s.verifiers, "\n"))
+	c.String(http.StatusOK, "%s\n", strings.Join(s.verifierKeys(), "\n"))
+}
+
+// verifierKeys returns the checkpoint verifier keys in force, primary
+// first: after an online signer rotation, the new key's.
+func (s *Server) verifierKeys() []string {
+	vkeys, err := s.keys.NoteVerifierKeys(s.ledger.Origin())
+	if err != nil {
+		// Checked at New for the same origin and keys.
+		return s.verifiers
+	}
+	return vkeys
 }
 
 // checkpoint serves the newest checkpoint with its witness cosignatures,

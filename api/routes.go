@@ -55,6 +55,10 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 	v1.GET("/principals", s.authorize("principal.list", admin), s.listPrincipals)
 	v1.DELETE("/principals/:id", s.authorize("principal.revoke", admin), s.revokePrincipal)
 
+	v1.GET("/admin/backup", s.authorize("backup.create", admin), s.backup)
+	v1.GET("/admin/keys", s.authorize("keys.read", admin), s.keysStatus)
+	v1.POST("/admin/keys/:keyset/rotate", s.authorize("keys.rotate", admin), s.rotateKeys)
+
 	s.consoleRoutes(e) // the web console, /console/ (console.go)
 }
 

@@ -99,6 +99,17 @@ type Config struct {
 	TrustedProxies []string
 	// Now is the clock. The default is time.Now.
 	Now func() time.Time
+	// DataDir is the data dir Ledger and KeyStore live in, for online
+	// backups (GET /v1/admin/backup answers 503 without it).
+	DataDir string
+	// BackupMaxRate caps the bytes per second an online backup reads to
+	// hash its snapshot and writes to stream it, so that ingestion keeps
+	// the CPU and disk it needs. The default value is 64 MiB/s; a
+	// negative value means no cap.
+	BackupMaxRate int64
+	// RewrapRate caps how many data keys per second the background
+	// re-wrap after a datakey rotation rewrites. The default value is 2000.
+	RewrapRate int
 	// Witnesses are the C2SP tlog-witness witnesses every new checkpoint
 	// is submitted to, in the background (api/witnessing.go). None: no
 	// submitter runs.
@@ -183,6 +194,14 @@ type Server struct {
 	// has authenticated.
 	unauthConns atomic.Int64
 	conns       sync.Map // net.Conn -> *connInfo, of Serve's connections
+
+	// snapshotMu is held for writing across a backup's two snapshots and
+	// for reading by each erasure, from its entry to the destruction of
+	// its keys, so a backup holds an erasure whole or not at all.
+	snapshotMu sync.RWMutex
+
+	// rewrap re-wraps data keys in the background after a datakey rotation.
+	rewrap *rewrapper
 }
 
 // New builds the server and its routes.
@@ -232,6 +251,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxDenialOrigins <= 0 {
 		cfg.MaxDenialOrigins = 4096
 	}
+	if cfg.BackupMaxRate == 0 {
+		cfg.BackupMaxRate = 64 << 20
+	}
 	s := &Server{
 		cfg:      cfg,
 		ledger:   cfg.Ledger,
@@ -255,6 +277,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Cluster != nil {
 		s.appender = cfg.Cluster
+	}
+	s.rewrap = newRewrapper(s)
+	if err := s.rewrap.resume(cfg.Keys); err != nil {
+		return nil, fmt.Errorf("api: failed to resume re-wrapping data keys: %w", err)
 	}
 	s.principals = &auth.Store{Ledger: sequencedLedger{cfg.Ledger, s.appender}, Policy: PolicyVersion, Now: s.now}
 	s.auth = cfg.Auth
@@ -351,6 +377,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 // the last request and before closing the ledger; Serve does. Attempts
 // after it are recorded one entry each.
 func (s *Server) Close(ctx context.Context) error {
+	s.rewrap.stop()
 	s.stopWitnessing()
 	if err := s.denials.close(ctx); err != nil {
 		return fmt.Errorf("failed to record coalesced failed attempts: %w", err)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -530,7 +531,17 @@ func (s *Server) subjectRequest(c *gin.Context) {
 	}
 	rec.Body = body
 
+	// An erasure's entry and key destruction are one step to a backup.
+	unhold := func() {}
+	if req.Kind == subjectRequestErase {
+		s.snapshotMu.RLock()
+		unhold = sync.OnceFunc(s.snapshotMu.RUnlock)
+		defer unhold()
+	}
 	res, err := s.appender.Append(c, rec)
+	if err != nil || res.Duplicate || res.Shred == nil {
+		unhold()
+	}
 	if errors.Is(err, ledger.ErrConflict) || err == nil && res.Duplicate {
 		// Another request took the reference in this scope, or the same
 		// request raced this one and won, or was digested under a blind
@@ -548,7 +559,9 @@ func (s *Server) subjectRequest(c *gin.Context) {
 		return
 	}
 	if res.Shred != nil {
-		if err := s.shred(c.Request.Context(), *res.Shred); err != nil {
+		err := s.shred(c.Request.Context(), *res.Shred)
+		unhold()
+		if err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -626,7 +639,10 @@ func (s *Server) FinishErasures(ctx context.Context) error {
 		return err
 	}
 	for _, sh := range pending {
-		if err := s.shred(ctx, sh); err != nil {
+		s.snapshotMu.RLock()
+		err := s.shred(ctx, sh)
+		s.snapshotMu.RUnlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +84,7 @@ const prfKeySize = 32
 // Keysets holds the loaded keysets. It is safe for concurrent use; Rotate
 // swaps in the new keys without blocking readers.
 type Keysets struct {
-	dir    string
+	store  KeysetStorage
 	master *Master
 
 	rotateMu sync.Mutex // serializes Rotate
@@ -125,14 +122,17 @@ type signerPublicKey struct {
 // loads all keysets once to check them, so an existing keyset written under
 // another master gives ErrWrongMasterKey here.
 func InitKeysets(ctx context.Context, dir string, m *Master) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("failed to create keysets directory: %w", err)
-	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	st, err := OpenKeysetDir(dir)
+	if err != nil {
 		return err
 	}
+	return InitKeysetsIn(ctx, st, m)
+}
+
+// InitKeysetsIn is InitKeysets on any keyset storage.
+func InitKeysetsIn(ctx context.Context, st KeysetStorage, m *Master) error {
 	for _, name := range KeysetNames() {
-		_, err := os.Lstat(filepath.Join(dir, name+".json"))
+		_, err := st.ReadKeyset(ctx, name)
 		if err == nil {
 			continue
 		}
@@ -144,7 +144,7 @@ func InitKeysets(ctx context.Context, dir string, m *Master) error {
 			return err
 		}
 		created := map[uint32]time.Time{primaryID(h): now()}
-		err = writeKeyset(ctx, dir, name, h, created, m, false)
+		err = writeKeyset(ctx, st, name, h, created, m, false)
 		if errors.Is(err, fs.ErrExist) {
 			continue // created concurrently; kept, and checked below
 		}
@@ -152,7 +152,7 @@ func InitKeysets(ctx context.Context, dir string, m *Master) error {
 			return err
 		}
 	}
-	if _, err := LoadKeysets(ctx, dir, m); err != nil {
+	if _, err := LoadKeysetsFrom(ctx, st, m); err != nil {
 		return err
 	}
 	return nil
@@ -165,31 +165,42 @@ func InitKeysets(ctx context.Context, dir string, m *Master) error {
 // A keyset file that group or others may access (mode wider than 0600) is
 // refused.
 func LoadKeysets(ctx context.Context, dir string, m *Master) (*Keysets, error) {
+	st, err := OpenKeysetDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return LoadKeysetsFrom(ctx, st, m)
+}
+
+// LoadKeysetsFrom is LoadKeysets on any keyset storage; Rotate writes to
+// the same storage.
+func LoadKeysetsFrom(ctx context.Context, st KeysetStorage, m *Master) (*Keysets, error) {
 	handles := make(map[string]*keyset.Handle)
 	created := make(map[string]map[uint32]time.Time)
 	for _, name := range KeysetNames() {
-		h, c, err := readKeyset(ctx, dir, name, m)
+		h, c, err := readKeyset(ctx, st, name, m)
 		if err != nil {
 			return nil, err
 		}
 		handles[name] = h
 		created[name] = c
 	}
-	st, err := newKeysetState(handles, created)
+	state, err := newKeysetState(handles, created)
 	if err != nil {
 		return nil, err
 	}
-	k := &Keysets{dir: dir, master: m}
-	k.state.Store(st)
+	k := &Keysets{store: st, master: m}
+	k.state.Store(state)
 	return k, nil
 }
 
 // Rotate adds a fresh key to keyset name and makes it the primary; old keys
 // stay enabled so that everything made with them still verifies, decrypts
-// or can be searched for. The keyset file in the directory k was loaded
-// from is replaced atomically before the new key is used. Other processes
-// that loaded the same directory see the new key only when they call
-// LoadKeysets again.
+// or can be searched for. The keyset in the storage k was loaded from is
+// replaced atomically before the new key is used; from then on every call
+// on k (and on the DataKeys and note signers made from it) uses the new
+// key, without blocking readers. Other processes that loaded the same
+// storage see the new key only when they call LoadKeysets again.
 //
 // Rotating KeysetToken or KeysetBlind changes every token, blind index and
 // digest made from then on; callers must search with Tokens and
@@ -211,7 +222,7 @@ func (k *Keysets) Rotate(ctx context.Context, name string) error {
 		created[id] = t
 	}
 	created[primaryID(h)] = now()
-	if err := writeKeyset(ctx, k.dir, name, h, created, k.master, true); err != nil {
+	if err := writeKeyset(ctx, k.store, name, h, created, k.master, true); err != nil {
 		return err
 	}
 
@@ -306,14 +317,24 @@ type keysetFile struct {
 	EncryptedKeyset json.RawMessage      `json:"encrypted_keyset"`
 }
 
-// writeKeyset wraps h with m and writes it to dir/<name>.json (see
-// writeFileAtomic for replace). Before writing it decrypts what it is about
-// to write, so a misbehaving master can never replace a good file with one
-// that does not load.
-func writeKeyset(ctx context.Context, dir, name string, h *keyset.Handle, created map[uint32]time.Time, m *Master, replace bool) error {
+// writeKeyset wraps h with m and stores it as keyset name (see
+// KeysetStorage.WriteKeyset for replace). Before writing it decrypts what it
+// is about to write, so a misbehaving master can never replace a good file
+// with one that does not load.
+func writeKeyset(ctx context.Context, st KeysetStorage, name string, h *keyset.Handle, created map[uint32]time.Time, m *Master, replace bool) error {
+	data, err := encodeKeyset(ctx, name, h, created, m)
+	if err != nil {
+		return err
+	}
+	return st.WriteKeyset(ctx, name, data, replace)
+}
+
+// encodeKeyset wraps h with m into the bytes of a keyset file, and checks
+// that they load again.
+func encodeKeyset(ctx context.Context, name string, h *keyset.Handle, created map[uint32]time.Time, m *Master) ([]byte, error) {
 	var enc bytes.Buffer
 	if err := h.WriteWithContext(ctx, keyset.NewJSONWriter(&enc), m.aead, []byte(keysetADPrefix+name)); err != nil {
-		return fmt.Errorf("failed to wrap keyset %s with the %s master key: %w", name, m.kind, err)
+		return nil, fmt.Errorf("failed to wrap keyset %s with the %s master key: %w", name, m.kind, err)
 	}
 	kf := keysetFile{
 		Version:         keysetFileVersion,
@@ -326,43 +347,27 @@ func writeKeyset(ctx context.Context, dir, name string, h *keyset.Handle, create
 	}
 	data, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
-		return fmt.Errorf("failed to encode keyset %s: %w", name, err)
+		return nil, fmt.Errorf("failed to encode keyset %s: %w", name, err)
 	}
 	data = append(data, '\n')
 	if _, _, err := parseKeyset(ctx, name, data, m); err != nil {
-		return fmt.Errorf("failed to check keyset %s before writing it: %w", name, err)
+		return nil, fmt.Errorf("failed to check keyset %s before writing it: %w", name, err)
 	}
-	return writeFileAtomic(dir, name+".json", data, replace)
+	return data, nil
 }
 
-// readKeyset reads dir/<name>.json and unwraps it with m.
-func readKeyset(ctx context.Context, dir, name string, m *Master) (*keyset.Handle, map[uint32]time.Time, error) {
-	path := filepath.Join(dir, name+".json")
-	f, err := os.Open(path)
+// readKeyset reads keyset name from st and unwraps it with m.
+func readKeyset(ctx context.Context, st KeysetStorage, name string, m *Master) (*keyset.Handle, map[uint32]time.Time, error) {
+	data, err := st.ReadKeyset(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("failed to load keyset %s from %s: %w", name, dir, ErrNoKeysets)
+		return nil, nil, fmt.Errorf("failed to load keyset %s from %s: %w", name, st, ErrNoKeysets)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to open keyset %s: %w", name, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to stat keyset %s: %w", name, err)
-	}
-	if err := checkPrivate(fi, "keyset file", path); err != nil {
 		return nil, nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeysetFileSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to read keyset %s: %w", name, err)
-	}
-	if len(data) > maxKeysetFileSize {
-		return nil, nil, fmt.Errorf("failed to load keyset %s: file larger than %d bytes: %w", name, maxKeysetFileSize, ErrCorruptKeyset)
 	}
 	h, created, err := parseKeyset(ctx, name, data, m)
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to load keyset %s from %s: %w", name, dir, err)
+		return nil, nil, fmt.Errorf("failed to load keyset %s from %s: %w", name, st, err)
 	}
 	return h, created, nil
 }

@@ -165,7 +165,7 @@ func TestKeysetOfWrongKindRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	// writeKeyset checks its output by loading it, which must already fail.
-	err = writeKeyset(ctx, dir, KeysetSigner, h, nil, m, false)
+	err = writeKeyset(ctx, &KeysetDir{dir: dir}, KeysetSigner, h, nil, m, false)
 	if !errors.Is(err, ErrCorruptKeyset) {
 		t.Fatalf("writing a PRF keyset as signer = %v, want ErrCorruptKeyset", err)
 	}

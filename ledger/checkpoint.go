@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ type checkpointer struct {
 	mu       sync.Mutex // serializes signing and guards lastSize
 	lastSize uint64
 	signed   bool
+	// prev is the signer RotateSigner replaced, until the next checkpoint
+	// carries its signature beside the new signer's.
+	prev     note.Signer
 	wake     chan struct{}
 	quit     chan struct{}
 	done     chan struct{}
@@ -82,6 +86,22 @@ func (l *Ledger) checkpointNow() error {
 		return nil
 	}
 	return l.signTree(size, tree)
+}
+
+// RotateSigner makes signer sign every checkpoint from now on, without a
+// restart: the next checkpoint, signed at once (or, if the current tree
+// already has one, that checkpoint co-signed), carries the signatures of
+// both the previous signer and signer, so that a verifier pinned to the
+// old key accepts it and can pin the new key too.
+func (l *Ledger) RotateSigner(signer note.Signer) error {
+	if !l.signing {
+		return errors.New("ledger: RotateSigner on a ledger opened without a signer")
+	}
+	l.cp.mu.Lock()
+	l.cp.prev, l.signer = l.signer, signer
+	l.cp.signed = false
+	l.cp.mu.Unlock()
+	return l.checkpointNow()
 }
 
 // signedAt records that the checkpoint of size is stored and signed by the

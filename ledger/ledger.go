@@ -88,6 +88,11 @@ type Ledger struct {
 	origin string
 	signer note.Signer
 
+	// signer is guarded by cp.mu once the checkpointer runs (see
+	// RotateSigner); signing says whether Open was given one.
+	signing bool
+	history []OriginSpan // earlier origins, see NewOrigin
+
 	queue   chan *request
 	stop    chan struct{}
 	stopped chan struct{}
@@ -225,7 +230,8 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	l.stopped = make(chan struct{})
 	l.cp.init()
 	go l.run()
-	if l.signer != nil && (!opts.Sequenced || l.Size() == 0) {
+	l.signing = l.signer != nil
+	if l.signing && (!opts.Sequenced || l.Size() == 0) {
 		// A node of a cluster signs only at the log's cut points, which
 		// the empty tree needs none of.
 		if err := l.checkpointNow(); err != nil {
@@ -360,7 +366,9 @@ func (l *Ledger) load() error {
 		}
 	}
 	l.id = string(id)
-	l.origin = "paytrail/" + l.id
+	if err := l.loadOrigin(); err != nil {
+		return err
+	}
 	size, stray, err := storedSize(l.db)
 	if err != nil {
 		return err
@@ -483,7 +491,8 @@ func rootOf(r *compact.Range) []byte {
 // ID returns the ledger's random id, fixed at first start.
 func (l *Ledger) ID() string { return l.id }
 
-// Origin returns the checkpoint origin line, "paytrail/<ledger id>".
+// Origin returns the checkpoint origin line, "paytrail/<ledger id>" (or,
+// for a restored ledger, the one NewOrigin chose).
 func (l *Ledger) Origin() string { return l.origin }
 
 // Size returns the number of committed entries.
@@ -562,7 +571,7 @@ func (l *Ledger) close() error {
 	if l.stop != nil {
 		close(l.stop)
 		<-l.stopped
-		if l.signer != nil && !l.opts.Sequenced {
+		if l.signing && !l.opts.Sequenced {
 			l.cp.stop()
 			if cerr := l.checkpointNow(); cerr != nil && l.brokenErr() == nil {
 				err = cerr

@@ -290,17 +290,25 @@ func (l *Ledger) signTree(size uint64, tree *compact.Range) error {
 		if err := l.cosign(size, stored); err != nil {
 			return err
 		}
+		l.cp.prev = nil
 		l.signedAt(size)
 		return nil
 	}
 	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: rootOf(tree)}.Marshal()
-	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
+	signers := []note.Signer{l.signer}
+	if l.cp.prev != nil {
+		// The first checkpoint after an online rotation (RotateSigner): a
+		// verifier pinned to the old key accepts it and learns the new one.
+		signers = append(signers, l.cp.prev)
+	}
+	signed, err := note.Sign(&note.Note{Text: string(body)}, signers...)
 	if err != nil {
 		return fmt.Errorf("failed to sign checkpoint: %w", err)
 	}
 	if err := l.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
 		return fmt.Errorf("failed to store checkpoint: %w", err)
 	}
+	l.cp.prev = nil
 	l.signedAt(size)
 	return nil
 }

@@ -470,7 +470,7 @@ func (l *Ledger) checkCheckpoint(signed []byte, size uint64, root []byte, verifi
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
 		return fmt.Errorf("checkpoint of size %d: malformed", size)
 	}
-	if cp.Origin != l.origin || cp.Size != size {
+	if !l.originAt(cp.Origin, size) || cp.Size != size {
 		return fmt.Errorf("checkpoint of size %d: wrong origin or size", size)
 	}
 	if !bytes.Equal(cp.Hash, root) {

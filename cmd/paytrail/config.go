@@ -36,6 +36,9 @@ type fileConfig struct {
 	// bytes, or a number with KiB, MiB or GiB.
 	MaxBody   string `yaml:"max_body"`
 	MaxUpload string `yaml:"max_upload"`
+	// BackupMaxRate caps an online backup's hashing and streaming, bytes
+	// per second (a size like 64MiB, or "unlimited"); the default is 64MiB.
+	BackupMaxRate string `yaml:"backup_max_rate"`
 	// Limits bound what unauthenticated clients can cost (docs/operations.md,
 	// "Limits for unauthenticated clients"); unset keys keep the defaults.
 	Limits limitsConfig `yaml:"limits"`

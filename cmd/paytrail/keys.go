@@ -20,28 +20,40 @@ subcommands:
   init     create the keys of an empty data dir; or, with --master-key-out PATH,
            write a production master key file and exit
   status   list keysets: key ids, primaries, status, dates (never key material)
-  rotate   add a new primary key to one keyset (--keyset signer|datakey|token|blind)
+  rotate   add a new primary key to one keyset (--keyset signer|datakey|token|blind);
+           a running server does this online: POST /v1/admin/keys/{keyset}/rotate
+  rewrap   re-encrypt every keyset under a new master key (--new-master-key URI)
+  retire   delete the old datakey keys once every data key is re-wrapped (--keyset datakey)
 
 every subcommand refuses while a server holds the data dir
 run 'paytrail keys <subcommand> --help' for its flags`
 
 func cmdKeys(ctx context.Context, e env) error {
-	sub, err := subcommand(e, "keys", "keys needs a subcommand: init, status or rotate", keysUsage)
+	sub, err := subcommand(e, "keys", "keys needs a subcommand: init, status, rotate, rewrap or retire", keysUsage)
 	if err != nil {
 		return err
 	}
 	synopsis := map[string]string{
 		"init":   "[--data DIR] [--config FILE] | --master-key-out PATH",
-		"status": "[--data DIR] [--config FILE]",
+		"status": "[--data DIR] [--config FILE] | --url URL --token T",
 		"rotate": "[--data DIR] [--config FILE] [--keyset signer|datakey|token|blind]",
+		"rewrap": "[--data DIR] [--config FILE] --new-master-key URI",
+		"retire": "[--data DIR] [--config FILE] --keyset datakey",
 	}[sub]
 	if synopsis == "" {
-		return usageError{fmt.Sprintf("unknown keys subcommand %q", sub), "use init, status or rotate"}
+		return usageError{fmt.Sprintf("unknown keys subcommand %q", sub), "use init, status, rotate, rewrap or retire"}
 	}
 	fs := newFlags("keys "+sub, synopsis)
 	df := addDataFlags(fs, false)
-	var keyset, masterOut *string
+	var keyset, masterOut, newMaster, statusURL, statusToken *string
 	switch sub {
+	case "status":
+		statusURL = fs.String("url", "", "ask a running server instead of opening the data dir (GET /v1/admin/keys)")
+		statusToken = fs.String("token", "", "an admin bearer token for --url (env PAYTRAIL_TOKEN)")
+	case "retire":
+		keyset = fs.String("keyset", "", "the keyset whose non-primary keys to delete: only datakey")
+	case "rewrap":
+		newMaster = fs.String("new-master-key", "", "the new master key: file:///abs/path (outside the data dir) or a KMS URI; the current one comes from PAYTRAIL_MASTER_KEY")
 	case "rotate":
 		keyset = fs.String("keyset", crypto.KeysetSigner, "keyset to rotate: signer, datakey, blind or token")
 	case "init":
@@ -67,6 +79,9 @@ func cmdKeys(ctx context.Context, e env) error {
 		fmt.Fprintf(e.stdout, "use it with PAYTRAIL_MASTER_KEY=%s; keep it outside the data dir and back it up offline\n", uri)
 		return nil
 	}
+	if statusURL != nil && *statusURL != "" {
+		return keysStatusRemote(ctx, e, *statusURL, first(*statusToken, e.getenv("PAYTRAIL_TOKEN")))
+	}
 	s, err := df.resolve(e)
 	if err != nil {
 		return err
@@ -89,7 +104,10 @@ func cmdKeys(ctx context.Context, e env) error {
 		}
 		defer n.Close()
 		fmt.Fprintf(e.stdout, "master key: %s\n", n.Master)
-		return printStatus(e, n.Keys)
+		if err := printStatus(e, n.Keys); err != nil {
+			return err
+		}
+		return printRewrap(e, n.Dir)
 	case "rotate":
 		if n, err = openKeys(ctx, e, s, false); err != nil {
 			return err
@@ -113,6 +131,10 @@ func cmdKeys(ctx context.Context, e env) error {
 			fmt.Fprintln(e.stdout, "the next server start co-signs the last checkpoint with it; publish the new verifier key (GET /v1/ledger/public-keys lists old and new)")
 		}
 		return printStatus(e, n.Keys)
+	case "rewrap":
+		return keysRewrap(ctx, e, s, *newMaster)
+	case "retire":
+		return keysRetire(ctx, e, s, *keyset)
 	}
 	return nil
 }
@@ -128,10 +150,12 @@ func openKeys(ctx context.Context, e env, s *settings, create bool) (*datadir.No
 	return n, nil
 }
 
-func printStatus(e env, k *crypto.Keysets) error {
+func printStatus(e env, k *crypto.Keysets) error { return printKeysets(e, k.Status()) }
+
+func printKeysets(e env, status []crypto.KeysetStatus) error {
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEYSET\tKEY ID\tPRIMARY\tSTATUS\tTYPE\tCREATED")
-	for _, ks := range k.Status() {
+	for _, ks := range status {
 		for _, key := range ks.Keys {
 			primary := ""
 			if key.Primary {

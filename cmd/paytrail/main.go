@@ -2,7 +2,9 @@
 //
 //	paytrail serve      [--config FILE] [--data DIR] [--addr HOST:PORT]
 //	paytrail principal  add|list|revoke --data DIR ...
-//	paytrail keys       init|status|rotate --data DIR ...
+//	paytrail keys       init|status|rotate|rewrap|retire --data DIR ...
+//	paytrail backup     --url URL --token T --out FILE
+//	paytrail restore    --in FILE --data DIR
 //	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--witness WKEY]... [--quorum K] [--token T]
 //	paytrail reconcile  --data DIR --format generic|stripe FILE
 //	paytrail bench      ingest --url URL --source NAME --secret S --events N --concurrency C
@@ -65,7 +67,9 @@ const usage = `usage: paytrail <command> [flags]
 commands:
   serve       run the HTTP service
   principal   add, list or revoke API principals
-  keys        init, status or rotate keysets
+  keys        init, status, rotate or rewrap keysets
+  backup      download an online backup from a running server
+  restore     write a new data dir from a backup
   verify      check the ledger (local data dir or a remote server)
   reconcile   match a settlement report against the ledger
   bench       load-test a running server
@@ -95,6 +99,10 @@ func run(ctx context.Context, e env) int {
 		err = cmdVerify(ctx, e)
 	case "reconcile":
 		err = cmdReconcile(ctx, e)
+	case "backup":
+		err = cmdBackup(ctx, e)
+	case "restore":
+		err = cmdRestore(ctx, e)
 	case "bench":
 		err = cmdBench(ctx, e)
 	case "cluster":

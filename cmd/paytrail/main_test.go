@@ -97,6 +97,8 @@ func TestScript(t *testing.T) {
 			"nokeys":          scriptNoKeys,
 			"listen":          scriptListen,
 			"vkeys":           scriptVerifierKeys,
+			"post":            scriptPost,
+			"waitrewrap":      scriptWaitRewrap,
 		},
 	})
 }

@@ -51,6 +51,9 @@ func cmdServe(ctx context.Context, e env) error {
 		return err
 	}
 	apiCfg := api.Config{TrustedProxies: s.file.TrustedProxies, MaxBody: maxBody, MaxUpload: maxUpload}
+	if apiCfg.BackupMaxRate, err = parseBackupRate(s.file.BackupMaxRate); err != nil {
+		return err
+	}
 	if err := s.file.Limits.apply(&apiCfg); err != nil {
 		return err
 	}
@@ -123,6 +126,7 @@ func cmdServe(ctx context.Context, e env) error {
 		appender = cn.node
 	}
 	apiCfg.Sources, apiCfg.Logger = sources, logger
+	apiCfg.DataDir = node.Dir
 	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err

@@ -8,9 +8,12 @@
 //	<data>/ledger/            the ledger's Pebble store: entries, Merkle nodes, checkpoints, indexes
 //	<data>/keys/              the key store's Pebble store: wrapped per-cardholder data keys
 //	<data>/dev-source.secret  the development webhook source's secret, sealed by the master key
+//	<data>/keysets.next/      transient: the keysets a `keys rewrap` is switching to (see crypto.KeysetDir)
+//	<data>/backup-tmp-*/      transient: the snapshots of an online backup being streamed
 //
 // The ledger directory holds no key material; the keys directory holds only
-// wrapped keys. Back them up separately (docs/operations.md).
+// wrapped keys. An online backup (package backup) holds all but the master
+// key (docs/operations.md).
 package datadir
 
 import (
@@ -109,6 +112,8 @@ type Node struct {
 	Ledger   *ledger.Ledger
 	KeyStore *keystore.Store // nil when ReadOnly
 	DataKeys *crypto.DataKeys
+	// KeysetStore is where Keys are stored (the keysets directory).
+	KeysetStore *crypto.KeysetDir
 	// CreatedMaster is true when this Open created the development master
 	// key file (the caller prints the warning).
 	CreatedMaster bool
@@ -134,6 +139,11 @@ func KeysetsDir(dir string) string { return filepath.Join(dir, "keysets") }
 
 // DevSecretPath is the sealed development webhook secret of dir.
 func DevSecretPath(dir string) string { return filepath.Join(dir, "dev-source.secret") }
+
+// BackupTempPrefix starts the name of the temporary directories online
+// backups make in the data dir (see package backup); Open removes any that
+// a crash left behind.
+const BackupTempPrefix = "backup-tmp-"
 
 // LockPath is the lock file of dir. Every Open and OpenKeys holds an
 // exclusive advisory lock on it until Close, so that no two processes use
@@ -182,6 +192,13 @@ func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 
+	if !cfg.ReadOnly {
+		// A keys rewrap a crash interrupted is finished or undone first,
+		// so that what follows sees one whole generation of keysets.
+		if err := crypto.RecoverKeysetDir(KeysetsDir(dir)); err != nil {
+			return nil, err
+		}
+	}
 	st, err := inspect(dir)
 	if err != nil {
 		return nil, err
@@ -225,11 +242,17 @@ func OpenKeys(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	if n.Keys, err = crypto.LoadKeysets(ctx, ksDir, n.Master); err != nil {
+	n.KeysetStore = crypto.NewKeysetDir(ksDir)
+	if n.Keys, err = crypto.LoadKeysetsFrom(ctx, n.KeysetStore, n.Master); err != nil {
 		if errors.Is(err, crypto.ErrNoKeysets) {
 			return nil, fmt.Errorf("%w: %v", ErrNotInitialized, err)
 		}
 		return nil, err
+	}
+	if !cfg.ReadOnly {
+		if err := recoverDevSecret(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }
@@ -378,6 +401,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.ReadOnly {
 		return n, nil
 	}
+	if err := removeBackupTemps(n.Dir); err != nil {
+		return nil, err
+	}
 	ks, err := keystore.Open(filepath.Join(n.Dir, "keys"), cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -389,6 +415,21 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.DataKeys = crypto.NewDataKeys(n.Keys, ks, size)
 	return n, nil
+}
+
+// removeBackupTemps removes the temporary directories of backups a crash
+// interrupted: they hold a copy of the keys, and nobody else will.
+func removeBackupTemps(dir string) error {
+	ms, err := filepath.Glob(filepath.Join(dir, BackupTempPrefix+"*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := os.RemoveAll(m); err != nil {
+			return fmt.Errorf("failed to remove an interrupted backup's files: %w", err)
+		}
+	}
+	return nil
 }
 
 // OpenLedger opens only the ledger of the data dir dir, read-only and
@@ -409,14 +450,25 @@ func openLedger(ctx context.Context, opts ledger.Options) (l *ledger.Ledger, err
 	return ledger.Open(ctx, opts)
 }
 
-// Verifiers returns the checkpoint verifiers for every signer key.
+// Verifiers returns the checkpoint verifiers for every signer key, under
+// the ledger's origin and every origin it had before (a restored ledger's
+// older checkpoints carry the origin of the ledger it was copied from).
+// The keys returned are those of the current origin.
 func (n *Node) Verifiers() (note.Verifiers, []string, error) {
 	vkeys, err := n.Keys.NoteVerifierKeys(n.Ledger.Origin())
 	if err != nil {
 		return nil, nil, err
 	}
+	all := vkeys
+	for _, h := range n.Ledger.PastOrigins() {
+		past, err := n.Keys.NoteVerifierKeys(h.Origin)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all[:len(all):len(all)], past...)
+	}
 	var vs []note.Verifier
-	for _, k := range vkeys {
+	for _, k := range all {
 		v, err := note.NewVerifier(k)
 		if err != nil {
 			return nil, nil, err

@@ -1,0 +1,184 @@
+package crypto
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+// RewrapMaster re-encrypts every keyset in st, now wrapped by old, under
+// next. All keysets are unwrapped and re-wrapped in memory first (each new
+// file is checked to load under next), and then replaced at once with
+// st.ReplaceKeysets: after a crash st holds either the old keysets, which
+// only old opens, or the new ones, which only next opens. The keys inside
+// are unchanged, so tokens, signatures and data keys stay valid.
+func RewrapMaster(ctx context.Context, st KeysetStorage, old, next *Master) error {
+	files := make(map[string][]byte, len(KeysetNames()))
+	for _, name := range KeysetNames() {
+		raw, err := st.ReadKeyset(ctx, name)
+		if err != nil {
+			return fmt.Errorf("failed to read keyset %s: %w", name, err)
+		}
+		h, created, err := parseKeyset(ctx, name, raw, old)
+		if err != nil {
+			return fmt.Errorf("failed to unwrap keyset %s with the current master key: %w", name, err)
+		}
+		data, err := encodeKeyset(ctx, name, h, created, next)
+		if err != nil {
+			return err
+		}
+		files[name] = data
+	}
+	if err := st.ReplaceKeysets(ctx, files); err != nil {
+		return fmt.Errorf("failed to switch to the new master key: %w", err)
+	}
+	return nil
+}
+
+// StoredKeysets calls fn with the stored (wrapped) bytes of every keyset,
+// while no Rotate of k can run: a backup copies them, and snapshots the
+// key store inside fn, so that every data key in the snapshot is wrapped
+// by a key of the copied datakey keyset.
+func (k *Keysets) StoredKeysets(ctx context.Context, fn func(files map[string][]byte) error) error {
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	files := make(map[string][]byte, len(KeysetNames()))
+	for _, name := range KeysetNames() {
+		b, err := k.store.ReadKeyset(ctx, name)
+		if err != nil {
+			return fmt.Errorf("failed to read keyset %s: %w", name, err)
+		}
+		files[name] = b
+	}
+	return fn(files)
+}
+
+// DataKeyPrimary returns the id of the primary key of KeysetDataKey, which
+// wraps new data keys, as 8 hex digits.
+func (k *Keysets) DataKeyPrimary() string {
+	return keyIDHex(primaryID(k.state.Load().handles[KeysetDataKey]))
+}
+
+// WrappedBy returns the id (8 hex digits) of the KeysetDataKey key that
+// wrapped a data key, read from the Tink output prefix of its wrapped
+// bytes; it reads no key material.
+func WrappedBy(wrapped []byte) (string, error) {
+	id, err := kekID(wrapped)
+	if err != nil {
+		return "", err
+	}
+	return keyIDHex(id), nil
+}
+
+func kekID(wrapped []byte) (uint32, error) {
+	if len(wrapped) < 1 || wrapped[0] != wrappedVersion {
+		return 0, fmt.Errorf("%w: unknown wrapping format", ErrDecrypt)
+	}
+	var ek tinkpb.EncryptedKeyset
+	if err := proto.Unmarshal(wrapped[1:], &ek); err != nil {
+		return 0, fmt.Errorf("%w: malformed wrapped data key", ErrDecrypt)
+	}
+	ct := ek.GetEncryptedKeyset()
+	// Tink output prefix: version byte 0x01, then the 4-byte key id.
+	if len(ct) < 5 || ct[0] != 0x01 {
+		return 0, fmt.Errorf("%w: wrapped data key has no key id prefix", ErrDecrypt)
+	}
+	return binary.BigEndian.Uint32(ct[1:5]), nil
+}
+
+// Rewrap re-wraps the data key id under the primary key of KeysetDataKey.
+// changed is false (and out nil) when it already is wrapped by the
+// primary. The data key itself is unchanged, so every field sealed with it
+// still opens; once no stored key is wrapped by an old KeysetDataKey key,
+// that key can be destroyed, and copies of the key store made earlier
+// (WAL segments, backups) become unreadable with the keysets.
+func (d *DataKeys) Rewrap(id string, wrapped []byte) (out []byte, changed bool, err error) {
+	if !validDataKeyID(id) {
+		return nil, false, fmt.Errorf("failed to rewrap data key: malformed id")
+	}
+	kid, err := kekID(wrapped)
+	if err != nil {
+		return nil, false, fmt.Errorf("failed to rewrap data key %s: %w", id, err)
+	}
+	st := d.keysets.state.Load()
+	if kid == primaryID(st.handles[KeysetDataKey]) {
+		return nil, false, nil
+	}
+	ad := encodeParts(labelDataKeyWrap, id)
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped[1:])), st.kek, ad)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w data key %s: %v", ErrDecrypt, id, err)
+	}
+	var buf bytes.Buffer
+	buf.WriteByte(wrappedVersion)
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), st.kek, ad); err != nil {
+		return nil, false, fmt.Errorf("failed to rewrap data key %s: %w", id, err)
+	}
+	return buf.Bytes(), true, nil
+}
+
+// ErrKeyNeeded is returned by RetireOldKeys for a keyset whose old keys
+// still protect something paytrail cannot rewrite.
+var ErrKeyNeeded = errors.New("old keys still needed")
+
+// RetireOldKeys deletes every key of KeysetDataKey but the primary from
+// the keyset (the stored file is replaced atomically) and returns their
+// ids. Call it only once every stored data key is wrapped by the primary
+// (the re-wrap after a rotation is done): a data key still wrapped by a
+// deleted key can never be unwrapped again. Copies of the key store made
+// before the re-wrap (WAL segments and tables on old disks, backups) are
+// then unreadable with these keysets.
+//
+// Only KeysetDataKey can be retired: old signer keys verify checkpoints
+// already issued, and old token and blind keys find earlier cardholders
+// (ErrKeyNeeded).
+func (k *Keysets) RetireOldKeys(ctx context.Context, name string) ([]string, error) {
+	if name != KeysetDataKey {
+		return nil, fmt.Errorf("failed to retire keys of %s: %w (only %s keys can be retired)", name, ErrKeyNeeded, KeysetDataKey)
+	}
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	cur := k.state.Load()
+	mgr := keyset.NewManagerFromHandle(cur.handles[name])
+	primary := primaryID(cur.handles[name])
+	var retired []string
+	created := make(map[uint32]time.Time)
+	for _, ki := range cur.handles[name].KeysetInfo().GetKeyInfo() {
+		id := ki.GetKeyId()
+		if id == primary {
+			created[id] = cur.created[name][id]
+			continue
+		}
+		if err := mgr.Delete(id); err != nil {
+			return nil, fmt.Errorf("failed to delete key %s of %s: %w", keyIDHex(id), name, err)
+		}
+		retired = append(retired, keyIDHex(id))
+	}
+	if len(retired) == 0 {
+		return nil, nil
+	}
+	h, err := mgr.Handle()
+	if err != nil {
+		return nil, fmt.Errorf("failed to make keyset %s: %w", name, err)
+	}
+	if err := writeKeyset(ctx, k.store, name, h, created, k.master, true); err != nil {
+		return nil, err
+	}
+	handles := maps.Clone(cur.handles)
+	allCreated := maps.Clone(cur.created)
+	handles[name], allCreated[name] = h, created
+	st, err := newKeysetState(handles, allCreated)
+	if err != nil {
+		return nil, err
+	}
+	k.state.Store(st)
+	return retired, nil
+}
