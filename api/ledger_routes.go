@@ -23,6 +23,21 @@ func (s *Server) publicKeys(c *gin.Context) {
 	c.String(http.StatusOK, "%s\n", strings.Join(s.verifierKeys(), "\n"))
 }
 
+// handovers lists the sizes of the handover checkpoints (signed by a
+// signer key and the key that replaced it), oldest first: a verifier
+// pinned to an old key fetches one and pins the new key.
+func (s *Server) handovers(c *gin.Context) {
+	sizes, err := s.ledger.Handovers()
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	if sizes == nil {
+		sizes = []uint64{}
+	}
+	c.JSON(http.StatusOK, gin.H{"sizes": sizes})
+}
+
 // verifierKeys returns the checkpoint verifier keys in force, primary
 // first: after an online signer rotation, the new key's.
 func (s *Server) verifierKeys() []string {

@@ -29,6 +29,7 @@ func (s *Server) routes(e *gin.Engine, metricsHandler http.Handler) {
 
 	v1 := e.Group("/v1", noStore)
 	v1.GET("/ledger/checkpoint", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpoint)
+	v1.GET("/ledger/handovers", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.handovers)
 	v1.GET("/ledger/checkpoints/:size", s.authorize("checkpoint.read", auditor, finance, privacy, admin), s.checkpointAt)
 	v1.GET("/ledger/proofs/inclusion", s.authorize("proof.inclusion", auditor), s.inclusionProof)
 	v1.GET("/ledger/proofs/consistency", s.authorize("proof.consistency", auditor), s.consistencyProof)

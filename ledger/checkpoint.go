@@ -185,8 +185,43 @@ func (l *Ledger) cosign(size uint64, stored []byte) error {
 		return fmt.Errorf("failed to co-sign checkpoint: %w", err)
 	}
 	newSig := fresh[len(text)+2:]
-	if err := l.db.Set(checkpointKey(size), append(bytes.Clone(stored), newSig...), pebble.Sync); err != nil {
+	b := l.db.NewBatch()
+	defer b.Close()
+	b.Set(checkpointKey(size), append(bytes.Clone(stored), newSig...), nil)
+	// Signed by an earlier key and the new one: a handover.
+	b.Set(handoverKey(size), nil, nil)
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("failed to store co-signed checkpoint: %w", err)
 	}
 	return nil
+}
+
+// handoverPrefix keys the sizes of handover checkpoints: those signed by
+// a signer key and the key that replaced it. A verifier pinned to the old
+// key learns the new one from such a checkpoint (GET /v1/ledger/handovers).
+const handoverPrefix = "ahandover/"
+
+func handoverKey(size uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(handoverPrefix), size)
+}
+
+// Handovers returns the sizes of the handover checkpoints, oldest first.
+func (l *Ledger) Handovers() ([]uint64, error) {
+	release, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	it, err := prefixIter(l.db, []byte(handoverPrefix))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []uint64
+	for valid := it.First(); valid; valid = it.Next() {
+		if k := it.Key()[len(handoverPrefix):]; len(k) == 8 {
+			out = append(out, binary.BigEndian.Uint64(k))
+		}
+	}
+	return out, it.Error()
 }

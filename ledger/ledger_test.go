@@ -569,6 +569,24 @@ func TestSignerRotationCosignsLatest(t *testing.T) {
 	if _, err := l.Verify(ctx, note.VerifierList(mustVerifier(t, oldKeys.vkey), mustVerifier(t, newKeys.vkey)), nil); err != nil {
 		t.Fatal(err)
 	}
+	// The co-signed checkpoint is listed as the handover, so that a
+	// verifier pinned to the old key finds it later.
+	hs, err := l.Handovers()
+	if err != nil || len(hs) != 1 || hs[0] != 1 {
+		t.Fatalf("handovers %v, %v; want [1]", hs, err)
+	}
+	// Online: the next checkpoint is signed by both keys, and listed.
+	third := newTestKeys(t, origin)
+	s3, _ := note.NewSigner(third.skey)
+	if _, err := l.Append(ctx, adminRecord(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RotateSigner(s3); err != nil {
+		t.Fatal(err)
+	}
+	if hs, err = l.Handovers(); err != nil || len(hs) != 2 || hs[1] != 2 {
+		t.Fatalf("handovers after an online rotation %v, %v; want [1 2]", hs, err)
+	}
 }
 
 // TestVerifyAllKinds appends one entry of every kind with realistic bodies

@@ -305,7 +305,13 @@ func (l *Ledger) signTree(size uint64, tree *compact.Range) error {
 	if err != nil {
 		return fmt.Errorf("failed to sign checkpoint: %w", err)
 	}
-	if err := l.db.Set(checkpointKey(size), signed, pebble.Sync); err != nil {
+	b := l.db.NewBatch()
+	defer b.Close()
+	b.Set(checkpointKey(size), signed, nil)
+	if len(signers) > 1 {
+		b.Set(handoverKey(size), nil, nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("failed to store checkpoint: %w", err)
 	}
 	l.cp.prev = nil

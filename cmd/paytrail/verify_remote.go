@@ -92,6 +92,14 @@ func verifyRemote(ctx context.Context, e env, rc remoteCheck) error {
 		return err
 	}
 	cur, err := openPinned(latest, pinned, rc.witnesses)
+	if err != nil && rc.via == 0 {
+		// The signer may have rotated since: follow the handover the
+		// server lists, if one verifies with a pinned key.
+		if more, ok := followHandover(ctx, e, rl, pinned, cpFile); ok {
+			pinned = more
+			cur, err = openPinned(latest, pinned, rc.witnesses)
+		}
+	}
 	if err != nil {
 		return checkFailed(e, fmt.Errorf("the server's checkpoint does not verify with the pinned key: %w", err))
 	}

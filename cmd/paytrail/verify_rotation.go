@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,6 +43,42 @@ func pinVia(ctx context.Context, e env, rl *remoteLedger, via uint64, pinned []n
 		return nil, err
 	}
 	return pinnedKeys(pinned[0], cpFile)
+}
+
+// followHandover tries the handover checkpoints the server lists
+// (GET /v1/ledger/handovers), newest first, and pins the new keys of the
+// first that verifies with a pinned key. ok is false when none does (or
+// the server lists none): the caller then fails as before.
+func followHandover(ctx context.Context, e env, rl *remoteLedger, pinned []note.Verifier, cpFile string) ([]note.Verifier, bool) {
+	body, err := rl.get(ctx, "/v1/ledger/handovers", nil, 1<<20)
+	if err != nil {
+		return nil, false
+	}
+	var h struct {
+		Sizes []uint64 `json:"sizes"`
+	}
+	if json.Unmarshal(body, &h) != nil {
+		return nil, false
+	}
+	for i := len(h.Sizes) - 1; i >= 0; i-- {
+		cp, err := rl.get(ctx, "/v1/ledger/checkpoints/"+strconv.FormatUint(h.Sizes[i], 10), nil, maxCheckpointBytes)
+		if err != nil {
+			continue
+		}
+		if _, err := openPinned(cp, pinned, nil); err != nil {
+			continue
+		}
+		if err := pinRotated(ctx, e, rl, cp, pinned, cpFile); err != nil {
+			return nil, false
+		}
+		more, err := pinnedKeys(pinned[0], cpFile)
+		if err != nil || len(more) == len(pinned) {
+			return nil, false
+		}
+		fmt.Fprintf(e.stdout, "followed the signer rotation at the handover checkpoint of size %d\n", h.Sizes[i])
+		return more, true
+	}
+	return nil, false
 }
 
 // keysFile is where verify --url keeps the signer keys it pinned after a

@@ -32,8 +32,12 @@ func TestVerifyRemoteFollowsRotation(t *testing.T) {
 	// A stranger's key of the same name, listed too: never pinned.
 	_, vkey3, _ := note.GenerateKey(rand.Reader, f.origin)
 	var bridge []byte // the handover checkpoint, of size 8
+	handovers := `{"sizes":[]}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case "/v1/ledger/handovers":
+			w.Write([]byte(handovers))
+			return
 		case "/v1/ledger/public-keys":
 			w.Write([]byte(vkey2 + "\n" + f.vkey + "\n" + vkey3 + "\n"))
 			return
@@ -63,6 +67,8 @@ func TestVerifyRemoteFollowsRotation(t *testing.T) {
 	// check fails.
 	other := filepath.Join(dir, "other")
 	copyFile(t, file, other)
+	late := filepath.Join(dir, "late") // an auditor who comes back later
+	copyFile(t, file, late)
 	f.mu.Lock()
 	f.append(3)
 	f.serve = signWith(s2)
@@ -103,6 +109,14 @@ func TestVerifyRemoteFollowsRotation(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "pinned new signer key "+vkey2) || !strings.Contains(r.stdout, "from size 5 to 10") {
 		t.Fatalf("--via: %d %s %s", r.code, r.stdout, r.stderr)
 	}
+	// Once the server lists the handover, an auditor who missed it needs
+	// no --via: verify finds it and follows the rotation.
+	handovers = `{"sizes":[8]}`
+	r = runVerifyRemote(t, srv.URL, late, f.vkey)
+	if r.code != 0 || !strings.Contains(r.stdout, "followed the signer rotation at the handover checkpoint of size 8") || !strings.Contains(r.stdout, "from size 5 to 10") {
+		t.Fatalf("listed handover: %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+	handovers = `{"sizes":[]}`
 	// --via a checkpoint the pinned key did not sign fails.
 	f.mu.Lock()
 	bridge = signWith(s2)
