@@ -253,9 +253,17 @@ func TestNodesHoldIdenticalLedgers(t *testing.T) {
 			t.Fatalf("%s: transactions of c1: %v %v", n.name, txs, err)
 		}
 	}
-	sts, err := tc.nodes[0].node.Nodes(ctx)
-	if err != nil || len(sts) != 3 {
-		t.Fatalf("nodes: %+v %v", sts, err)
+	// Every node's heartbeat comes in (every 100ms here).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sts, err := tc.nodes[0].node.Nodes(ctx)
+		if err == nil && len(sts) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes: %+v %v", sts, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,6 +101,9 @@ type Conn struct {
 	dataKeys jetstream.KeyValue // wrapped data keys
 	roots    jetstream.KeyValue // checkpoint size -> root, the agreement records
 	nodes    jetstream.KeyValue // node heartbeats
+
+	ksOnce sync.Once
+	ks     *KeyStore
 }
 
 // Connect connects to the NATS servers and creates the cluster's stream

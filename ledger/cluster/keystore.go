@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,10 +17,58 @@ import (
 // cannot reliably erase one message of a replicated stream, but purging a
 // key of a bucket removes its every revision. It is what every node's
 // crypto.DataKeys reads, and what the key pools and erasures write.
-type KeyStore struct{ c *Conn }
+type KeyStore struct {
+	c *Conn
+	// recent holds wrapped keys the bucket pushed to this node as they
+	// were stored (watch), so that applying another node's record reads
+	// its key from memory instead of asking the bucket's leader; a purge
+	// removes the key here too.
+	recent *lru.Cache[string, []byte]
+	// gone are the keys this node destroyed: a put of one still queued
+	// in the watch must not bring it back.
+	gone *lru.Cache[string, struct{}]
+}
 
-// KeyStore returns the cluster's key store.
-func (c *Conn) KeyStore() *KeyStore { return &KeyStore{c} }
+// recentKeys bounds the wrapped keys kept from the watch (about 150 bytes
+// each): a few seconds of ingest, more than the stream's records in
+// flight between a key's store and its record's apply.
+const recentKeys = 65536
+
+// KeyStore returns the cluster's key store. The first call starts
+// watching the key bucket, until the connection closes.
+func (c *Conn) KeyStore() *KeyStore {
+	c.ksOnce.Do(func() {
+		recent, _ := lru.New[string, []byte](recentKeys)
+		gone, _ := lru.New[string, struct{}](recentKeys)
+		c.ks = &KeyStore{c: c, recent: recent, gone: gone}
+		c.ks.watch()
+	})
+	return c.ks
+}
+
+// watch follows the key bucket's new keys and purges. It starts after
+// the keys already stored (UpdatesOnly): those are read on demand.
+func (k *KeyStore) watch() {
+	w, err := k.c.dataKeys.WatchAll(context.Background(), jetstream.UpdatesOnly())
+	if err != nil {
+		k.c.cfg.Logger.Warn("cannot watch the key bucket; data keys are read on demand", "err", err)
+		return
+	}
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			if e.Operation() == jetstream.KeyValuePut {
+				if !k.gone.Contains(e.Key()) {
+					k.recent.Add(e.Key(), e.Value())
+				}
+			} else {
+				k.recent.Remove(e.Key())
+			}
+		}
+	}()
+}
 
 // PutWrapped stores keys, all published at once and each acknowledged by
 // the bucket's quorum before it returns.
@@ -50,6 +99,12 @@ func (k *KeyStore) PutWrapped(ctx context.Context, keys []ledger.WrappedKey) err
 // Wrapped returns the wrapped bytes of data key id, found=false once it
 // is destroyed (or if it never was stored).
 func (k *KeyStore) Wrapped(ctx context.Context, id string) ([]byte, bool, error) {
+	if k.gone.Contains(id) {
+		return nil, false, nil
+	}
+	if v, ok := k.recent.Get(id); ok {
+		return v, true, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, k.c.cfg.Timeout)
 	defer cancel()
 	e, err := k.c.dataKeys.Get(ctx, id)
@@ -69,6 +124,8 @@ func (k *KeyStore) Destroy(ctx context.Context, ids []string) error {
 	ctx, cancel := context.WithTimeout(ctx, k.c.cfg.Timeout)
 	defer cancel()
 	for _, id := range ids {
+		k.gone.Add(id, struct{}{})
+		k.recent.Remove(id)
 		if err := k.c.dataKeys.Purge(ctx, id); err != nil {
 			return fmt.Errorf("failed to destroy data key: %w", err)
 		}
