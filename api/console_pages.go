@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/api/witness"
 	"github.com/paytrail/paytrail/ledger/reconcile"
 )
 
@@ -279,12 +280,29 @@ type ledgerPage struct {
 	PublicKey  string
 	Origin     string
 	URL        string
+	// Witnesses are the configured witnesses (names and verifier keys,
+	// never secrets), the quorum, the newest witnessed size and how many
+	// entries no witnessed checkpoint covers yet.
+	Witnesses     []witness.Endpoint
+	Quorum        int
+	WitnessedSize uint64
+	Witnessed     bool
+	WitnessedLag  uint64
 }
 
 // consoleLedger: GET /v1/ledger/checkpoint, and the verifier key.
 func (s *Server) consoleLedger(c *gin.Context) {
 	res := s.callAPI(c, http.MethodGet, "/v1/ledger/checkpoint", nil, nil, "")
 	page := &ledgerPage{Size: s.ledger.Size(), PublicKey: s.verifiers[0], Origin: s.ledger.Origin()}
+	if s.witnesses != nil {
+		page.Witnesses = s.cfg.Witnesses
+		page.Quorum = s.cfg.WitnessQuorum
+		if page.Quorum == 0 {
+			page.Quorum = len(s.cfg.Witnesses)/2 + 1
+		}
+		page.WitnessedSize, page.Witnessed = s.witnesses.Witnessed()
+		page.WitnessedLag = s.witnesses.Lag()
+	}
 	scheme := "http"
 	if c.Request.TLS != nil || s.cfg.Console.SecureCookies {
 		scheme = "https"

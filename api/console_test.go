@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/api/witness"
 )
 
 // consoleClient is a browser stand-in for the console: a cookie jar, no
@@ -527,4 +529,49 @@ func TestConsoleIssuerDown(t *testing.T) {
 	if r := h.do("auditor", "GET", "/v1/transactions", nil); r.Status != http.StatusOK {
 		t.Errorf("paytrail token with the issuer down: %d", r.Status)
 	}
+}
+
+// TestConsoleLedgerWitnessesAndReceipts: with witnesses configured the
+// ledger page lists them, their quorum and the witnessed size, and gives
+// the verify command with their keys; an auditor downloads an entry's
+// receipt from the console, which is the API's receipt.
+func TestConsoleLedgerWitnessesAndReceipts(t *testing.T) {
+	a, b := newCosigningWitness(t, "witness.example/a"), newCosigningWitness(t, "witness.example/b")
+	h := newHarnessSet(t, func(h *harness) {
+		h.witnesses = []witness.Endpoint{a.endpoint("a"), b.endpoint("b")}
+		h.witnessQuorum = 2
+		h.witnessTiming = testWitnessTiming
+	})
+	r := h.postStandard("msg_cw1", genericEvent(t, map[string]any{"id": "evt_cw1"}))
+	seq := uint64(r.json(t)["seq"].(float64))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if size, ok := h.srv.witnessedSize(); ok && size > seq {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no witnessed checkpoint")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cc := newConsoleClient(t, h)
+	cc.signIn("auditor")
+	page := cc.get("/console/ledger")
+	if page.Status != 200 {
+		t.Fatalf("ledger page: %d", page.Status)
+	}
+	body := html.UnescapeString(string(page.Body))
+	for _, want := range []string{"2, quorum 2", "up to entry", a.endpoint("a").Key, "--witness '" + b.endpoint("b").Key, "--quorum 2"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("ledger page lacks %q", want)
+		}
+	}
+	got := cc.get(fmt.Sprintf("/console/entries/%d/receipt", seq))
+	if got.Status != 200 || !bytes.HasPrefix(got.Body, []byte("c2sp.org/tlog-proof@v1\n")) {
+		t.Fatalf("receipt download: %d %.80q", got.Status, got.Body)
+	}
+	if cd := got.Header.Get("Content-Disposition"); !strings.Contains(cd, "attachment") {
+		t.Errorf("receipt download Content-Disposition %q", cd)
+	}
+	checkReceipt(t, h, got.Body, seq)
 }
