@@ -56,6 +56,7 @@ type Node struct {
 	streamEnd atomic.Uint64 // the stream's last position, as last seen
 	cutSize   atomic.Uint64 // tree size at the last cut applied
 	halted    atomic.Pointer[haltErr]
+	haltCh    chan struct{} // closed when the node halts
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -84,7 +85,7 @@ func NewNode(c *Conn, opts NodeOptions) (*Node, error) {
 	if opts.Decoders <= 0 {
 		opts.Decoders = 16
 	}
-	n := &Node{c: c, l: opts.Ledger, opts: opts, ks: c.KeyStore(), waiters: map[string][]*waiter{}}
+	n := &Node{c: c, l: opts.Ledger, opts: opts, ks: c.KeyStore(), waiters: map[string][]*waiter{}, haltCh: make(chan struct{})}
 	n.pos = opts.Ledger.Applied()
 	// Cut from the newest checkpoint on: a node that stopped before the
 	// cut of its last entries applied cuts them after its restart.
@@ -413,6 +414,7 @@ func (n *Node) halt(err error) {
 	n.l.Halt(err)
 	if n.halted.CompareAndSwap(nil, &haltErr{err}) {
 		n.c.cfg.Logger.Error("cluster node halted: it applies nothing more until restarted", "err", err)
+		close(n.haltCh) // releases every Append waiting for its record
 	}
 }
 
@@ -506,10 +508,19 @@ func (n *Node) Append(ctx context.Context, rec ledger.Record) (ledger.Result, er
 		// was applied before this call began waiting for it.
 		return n.lookup(rec)
 	}
+	// The record is in the stream: this node applies it soon, unless it
+	// halted or cannot read the stream; then the caller hears so (and a
+	// retry, on any node, is idempotent) rather than waiting for ever.
+	applyWait := time.NewTimer(3 * n.c.cfg.Timeout)
+	defer applyWait.Stop()
 	select {
 	case <-w.done:
 	case <-ctx.Done():
 		return ledger.Result{}, ctx.Err()
+	case <-n.haltCh:
+		return ledger.Result{}, fmt.Errorf("%w: %w", ledger.ErrUnavailable, n.Halted())
+	case <-applyWait.C:
+		return ledger.Result{}, fmt.Errorf("%w: the record is in the ledger stream but this node has not applied it in %s", ledger.ErrUnavailable, 3*n.c.cfg.Timeout)
 	}
 	res := w.res
 	if ack.Duplicate && w.err == nil {
