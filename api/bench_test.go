@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/gin-gonic/gin"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/paytrail/paytrail/ledger/datadir"
@@ -292,26 +290,11 @@ func ingestBaselineServer(tb testing.TB) (url string, stop func()) {
 	tb.Helper()
 	// The ledger store's memtable size, so that the comparison is of the
 	// work done per event rather than of flush frequency.
-	db, err := pebble.Open(tb.TempDir(), &pebble.Options{Logger: ingestBenchQuietLogger{}, MemTableSize: 32 << 20})
+	db, err := pebble.Open(tb.TempDir(), &pebble.Options{Logger: ingestBenchQuietLogger{}, MemTableSize: BaselineMemTableSize})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	var seq atomic.Uint64
-	e.POST("/v1/webhooks/:source", func(c *gin.Context) {
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
-		if err != nil {
-			c.AbortWithStatus(http.StatusBadRequest)
-			return
-		}
-		n := seq.Add(1) - 1
-		if err := db.Set(binary.BigEndian.AppendUint64([]byte{'e'}, n), body, pebble.Sync); err != nil {
-			c.AbortWithStatus(http.StatusInternalServerError)
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"seq": n, "duplicate": false})
-	})
+	e := BaselineHandler(db)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

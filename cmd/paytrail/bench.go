@@ -44,18 +44,23 @@ const benchUsage = `usage: paytrail bench <subcommand> [flags]
 subcommands:
   ingest   post correctly signed webhook events to a running server and print
            events/s and latency percentiles (the events are stored for good)
+  baseline serve the bare baseline ingest is measured against (Gin and one
+           synced Pebble write per event; no checks), for .ci/bench-ingest
 
 run 'paytrail bench ingest --help' for its flags`
 
 // cmdBench runs a load generator against a running server. Only
 // `bench ingest` exists.
 func cmdBench(ctx context.Context, e env) error {
-	sub, err := subcommand(e, "bench", "bench needs a subcommand: ingest", benchUsage)
+	sub, err := subcommand(e, "bench", "bench needs a subcommand: ingest or baseline", benchUsage)
 	if err != nil {
 		return err
 	}
+	if sub == "baseline" {
+		return cmdBenchBaseline(ctx, e)
+	}
 	if sub != "ingest" {
-		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest"}
+		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest or baseline"}
 	}
 	fs := newFlags("bench ingest", "--url URL [--source NAME] [--secret S] [--events N] [--concurrency C] [flags]")
 	var rawURLs urlList
