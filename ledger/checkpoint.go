@@ -207,21 +207,12 @@ func handoverKey(size uint64) []byte {
 
 // Handovers returns the sizes of the handover checkpoints, oldest first.
 func (l *Ledger) Handovers() ([]uint64, error) {
-	release, err := l.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	it, err := prefixIter(l.db, []byte(handoverPrefix))
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
 	var out []uint64
-	for valid := it.First(); valid; valid = it.Next() {
-		if k := it.Key()[len(handoverPrefix):]; len(k) == 8 {
-			out = append(out, binary.BigEndian.Uint64(k))
+	err := l.scan([]byte(handoverPrefix), func(rest, _ []byte) error {
+		if len(rest) == 8 {
+			out = append(out, binary.BigEndian.Uint64(rest))
 		}
-	}
-	return out, it.Error()
+		return nil
+	})
+	return out, err
 }

@@ -202,35 +202,20 @@ func (l *Ledger) checkpointCut(c cut) error {
 // but its checkpoint was not stored. A cluster node calls it before it
 // applies anything, so that it holds every checkpoint the other nodes do.
 func (l *Ledger) FinishCuts() error {
-	release, err := l.acquire()
-	if err != nil {
-		return err
-	}
-	prefix := []byte("apending_cut/")
-	it, err := prefixIter(l.db, prefix)
-	if err != nil {
-		release()
-		return err
-	}
 	var cuts []cut
-	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()[len(prefix):]
-		if len(k) != 8 {
-			continue
+	err := l.scan([]byte("apending_cut/"), func(rest, v []byte) error {
+		if len(rest) != 8 {
+			return nil
 		}
-		c := cut{size: binary.BigEndian.Uint64(k)}
-		if v := it.Value(); len(v) > 0 {
+		c := cut{size: binary.BigEndian.Uint64(rest)}
+		if len(v) > 0 {
 			c.note = bytes.Clone(v)
 		}
-		if c.tree, err = loadTree(l.db, c.size); err != nil {
-			break
-		}
+		var err error
+		c.tree, err = loadTree(l.db, c.size)
 		cuts = append(cuts, c)
-	}
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
-	release()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("failed to read pending cuts: %w", err)
 	}
@@ -360,27 +345,13 @@ func (l *Ledger) LinkSubjects(tx, dataKey string) (subjects []string, found bool
 // EachState calls fn for every row of every state table, in key order (a
 // copy of the ledger's mutable state, for seeding a cluster).
 func (l *Ledger) EachState(fn func(StateRow) error) error {
-	release, err := l.acquire()
-	if err != nil {
-		return err
-	}
-	defer release()
-	it, err := prefixIter(l.db, []byte{tagState})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()[1:]
-		table, rest, ok := bytes.Cut(k, []byte{0})
-		if !ok || len(rest) == 0 || rest[len(rest)-1] != 0 {
+	return l.scan([]byte{tagState}, func(rest, v []byte) error {
+		table, k, ok := bytes.Cut(rest, []byte{0})
+		if !ok || len(k) == 0 || k[len(k)-1] != 0 {
 			return fmt.Errorf("%w: malformed state row key", ErrTampered)
 		}
-		if err := fn(StateRow{Table: string(table), Key: string(rest[:len(rest)-1]), Value: bytes.Clone(it.Value())}); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+		return fn(StateRow{Table: string(table), Key: string(k[:len(k)-1]), Value: bytes.Clone(v)})
+	})
 }
 
 // Halt makes the ledger refuse every later append and submitted record

@@ -21,25 +21,37 @@ func (l *Ledger) State(table, k string) (v []byte, found bool, err error) {
 
 // ScanState calls fn for every row of a state table, in key order.
 func (l *Ledger) ScanState(table string, fn func(k string, v []byte) error) error {
+	return l.scan(key(tagState, table), func(rest, v []byte) error {
+		return fn(string(lastPart(rest)), v)
+	})
+}
+
+// scan calls fn, under the read lock, with the key after prefix and the
+// value of every row with prefix, in key order. fn must not keep either
+// slice.
+func (l *Ledger) scan(prefix []byte, fn func(rest, v []byte) error) error {
 	release, err := l.acquire()
 	if err != nil {
 		return err
 	}
 	defer release()
-	prefix := key(tagState, table)
 	it, err := prefixIter(l.db, prefix)
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()[len(prefix):]
-		if len(k) > 0 && k[len(k)-1] == 0 {
-			k = k[:len(k)-1]
-		}
-		if err := fn(string(k), it.Value()); err != nil {
+		if err := fn(it.Key()[len(prefix):], it.Value()); err != nil {
 			return err
 		}
 	}
 	return it.Error()
+}
+
+// lastPart strips the terminator key adds after a string part.
+func lastPart(k []byte) []byte {
+	if len(k) > 0 && k[len(k)-1] == 0 {
+		return k[:len(k)-1]
+	}
+	return k
 }
