@@ -46,6 +46,8 @@ subcommands:
            events/s and latency percentiles (the events are stored for good)
   baseline serve the bare baseline ingest is measured against (Gin and one
            synced Pebble write per event; no checks), for .ci/bench-ingest
+  bytes    print where a stopped server's data dir spends its bytes: rows by
+           kind and sstable blocks, per store, for .ci/bench-bytes
 
 run 'paytrail bench ingest --help' for its flags`
 
@@ -56,11 +58,14 @@ func cmdBench(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	if sub == "baseline" {
+	switch sub {
+	case "baseline":
 		return cmdBenchBaseline(ctx, e)
-	}
-	if sub != "ingest" {
-		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest or baseline"}
+	case "bytes":
+		return cmdBenchBytes(ctx, e)
+	case "ingest":
+	default:
+		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest, baseline or bytes"}
 	}
 	fs := newFlags("bench ingest", "--url URL [--source NAME] [--secret S] [--events N] [--concurrency C] [flags]")
 	var rawURLs urlList

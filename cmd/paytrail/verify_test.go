@@ -139,3 +139,31 @@ func TestVerifyDamagedTable(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchBytes checks `paytrail bench bytes` on a stopped data dir: the
+// ledger's entries counted by kind, per event, and the usage error
+// without --data.
+func TestBenchBytes(t *testing.T) {
+	dir := newLedgerDir(t, 200)
+	code, out, errOut := runCLI(t, "bench", "bytes", "--data", dir, "--events", "200")
+	if code != 0 {
+		t.Fatalf("bench bytes: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"ledger rows:", "keys rows:", "ledger sstables: files=", "keys sstables: files="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench bytes output lacks %q:\n%s", want, out)
+		}
+	}
+	var rows int
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[0] == "e" && f[1] == "entry" {
+			fmt.Sscan(f[2], &rows)
+		}
+	}
+	if rows < 200 {
+		t.Errorf("bench bytes counted %d entry rows, want at least 200:\n%s", rows, out)
+	}
+	if code, _, _ := runCLI(t, "bench", "bytes"); code != 2 {
+		t.Errorf("bench bytes without --data: exit %d, want 2", code)
+	}
+}
