@@ -35,8 +35,10 @@ var errMalformed = errors.New("malformed stream record")
 // ErrKeyGone is the error a [Sealer] wraps when a data key was destroyed.
 var ErrKeyGone = errors.New("data key destroyed")
 
-// wireVersion is the version of the record encoding on the stream. A node
-// refuses records of a version it does not know rather than misapply them.
+// wireVersion is the version of the JSON record encoding on the stream,
+// which nodes still read (streams written before [wireBinary]) and tests
+// use as the reference the binary encoding is pinned to. A node refuses
+// records of a version it does not know rather than misapply them.
 const wireVersion = 1
 
 // The names of the sealed parts (bound into their associated data).
@@ -55,7 +57,10 @@ type wireRecord struct {
 	Time   time.Time       `json:"time,omitzero"`
 	Policy int             `json:"policy,omitempty"`
 	Body   json.RawMessage `json:"body,omitempty"`
-	Unique *ledger.Unique  `json:"unique,omitempty"`
+	// payment is the body of a payment record, decoded (the binary
+	// encoding carries it so, the JSON one in Body).
+	payment *ledger.PaymentBody
+	Unique  *ledger.Unique `json:"unique,omitempty"`
 	// Link is the record's SubjectLink with its subjects sealed.
 	Link *wireLink `json:"link,omitempty"`
 	// Erase is in clear: transaction ids link to no person.
@@ -85,17 +90,58 @@ type sealedPart struct {
 // encodeRecord makes the stream form of rec, sealing what links it to a
 // person. rec must already be complete: every random value decided.
 func encodeRecord(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, error) {
-	w := wireRecord{
-		V: wireVersion, Kind: rec.Kind, ID: rec.ID, Time: rec.Time.UTC(), Policy: rec.Policy,
+	w, err := sealRecord(ctx, s, rec)
+	if err != nil {
+		return nil, err
+	}
+	return w.appendBinary(make([]byte, 0, 1024)), nil
+}
+
+// encodeRecordJSON is encodeRecord in the JSON encoding of [wireVersion]:
+// the plain reference the binary encoding is tested against.
+func encodeRecordJSON(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, error) {
+	w, err := sealRecord(ctx, s, rec)
+	if err != nil {
+		return nil, err
+	}
+	if w.payment != nil {
+		if w.Body, err = json.Marshal(w.payment); err != nil {
+			return nil, fmt.Errorf("failed to encode record body: %w", err)
+		}
+	}
+	w.V = wireVersion
+	return json.Marshal(w)
+}
+
+// sealRecord makes the wire form of rec, sealing what links it to a
+// person.
+func sealRecord(ctx context.Context, s Sealer, rec ledger.Record) (*wireRecord, error) {
+	w := &wireRecord{
+		Kind: rec.Kind, ID: rec.ID, Time: rec.Time.UTC(), Policy: rec.Policy,
 		Unique: rec.Unique, Erase: rec.Erase,
 		Entry: rec.Entry, Cut: rec.Cut, Checkpoint: rec.Checkpoint,
 	}
-	if rec.Body != nil {
-		b, err := json.Marshal(rec.Body)
+	switch b := rec.Body.(type) {
+	case nil:
+	case *ledger.PaymentBody:
+		w.payment = b
+	case ledger.PaymentBody:
+		w.payment = &b
+	default:
+		enc, err := json.Marshal(rec.Body)
 		if err != nil {
 			return nil, fmt.Errorf("failed to encode record body: %w", err)
 		}
-		w.Body = b
+		w.Body = enc
+	}
+	if w.payment != nil && rec.Kind != ledger.KindPayment {
+		// Only payment bodies travel decoded; any other kind's travels as
+		// the JSON it is encoded to anyway.
+		enc, err := json.Marshal(w.payment)
+		if err != nil {
+			return nil, fmt.Errorf("failed to encode record body: %w", err)
+		}
+		w.Body, w.payment = enc, nil
 	}
 	if l := rec.Link; l != nil {
 		w.Link = &wireLink{TransactionID: l.TransactionID, DataKey: l.DataKey}
@@ -127,7 +173,7 @@ func encodeRecord(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, err
 			w.SealedState = &sealedPart{Key: keyID, Box: box}
 		}
 	}
-	return json.Marshal(w)
+	return w, nil
 }
 
 // linksPerson reports whether state rows are keyed by a cardholder's
@@ -159,32 +205,28 @@ func sealedRecordID(rec ledger.Record) string {
 	return "record"
 }
 
-// decodeRecord is encodeRecord's inverse, opening the sealed parts. A part
-// whose data key was destroyed (an erased cardholder's) is left out: the
-// applier then derives no search row from it.
+// decodeRecord is encodeRecord's inverse (of either encoding), opening
+// the sealed parts. A part whose data key was destroyed (an erased
+// cardholder's) is left out: the applier then derives no search row from
+// it.
 func decodeRecord(ctx context.Context, s Sealer, b []byte) (ledger.Record, error) {
 	var w wireRecord
-	if err := json.Unmarshal(b, &w); err != nil {
-		return ledger.Record{}, fmt.Errorf("%w: %w", errMalformed, err)
-	}
-	if w.V != wireVersion {
-		return ledger.Record{}, fmt.Errorf("stream record of version %d: this node knows %d only (upgrade it)", w.V, wireVersion)
+	if len(b) > 0 && b[0] == wireBinary {
+		if err := w.decodeBinary(b); err != nil {
+			return ledger.Record{}, fmt.Errorf("%w: %w", errMalformed, err)
+		}
+	} else if err := w.decodeJSON(b); err != nil {
+		return ledger.Record{}, err
 	}
 	rec := ledger.Record{
 		Kind: w.Kind, ID: w.ID, Time: w.Time, Policy: w.Policy, Unique: w.Unique, Erase: w.Erase,
 		State: w.State, Entry: w.Entry, Cut: w.Cut, Checkpoint: w.Checkpoint,
 	}
-	if len(w.Body) > 0 {
-		if w.Kind == ledger.KindPayment {
-			// The appender indexes and folds payment bodies.
-			var p ledger.PaymentBody
-			if err := json.Unmarshal(w.Body, &p); err != nil {
-				return ledger.Record{}, fmt.Errorf("%w: payment body: %w", errMalformed, err)
-			}
-			rec.Body = &p
-		} else {
-			rec.Body = w.Body
-		}
+	switch {
+	case w.payment != nil:
+		rec.Body = w.payment
+	case len(w.Body) > 0:
+		rec.Body = w.Body
 	}
 	if l := w.Link; l != nil {
 		rec.Link = &ledger.SubjectLink{TransactionID: l.TransactionID, DataKey: l.DataKey}
@@ -214,4 +256,28 @@ func decodeRecord(ctx context.Context, s Sealer, b []byte) (ledger.Record, error
 		}
 	}
 	return rec, nil
+}
+
+// decodeJSON parses the JSON encoding of [wireVersion].
+func (w *wireRecord) decodeJSON(b []byte) error {
+	if err := json.Unmarshal(b, w); err != nil {
+		return fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if w.V != wireVersion {
+		return fmt.Errorf("stream record of version %d: this node knows %d and %d only (upgrade it)", w.V, wireVersion, wireBinary)
+	}
+	return w.decodePaymentJSON()
+}
+
+// decodePaymentJSON decodes a payment record's body given as JSON.
+func (w *wireRecord) decodePaymentJSON() error {
+	if len(w.Body) > 0 && w.Kind == ledger.KindPayment {
+		// The appender indexes and folds payment bodies.
+		var p ledger.PaymentBody
+		if err := json.Unmarshal(w.Body, &p); err != nil {
+			return fmt.Errorf("%w: payment body: %w", errMalformed, err)
+		}
+		w.payment, w.Body = &p, nil
+	}
+	return nil
 }
