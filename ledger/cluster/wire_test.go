@@ -105,7 +105,7 @@ func wireRecords(t testing.TB, s *DataKeySealer, keys *crypto.Keysets, rng *rand
 		{Kind: ledger.KindAdmin, ID: ledger.NewRecordID(), Time: at(), Body: ledger.AdminBody{Details: map[string]string{"a": str()}},
 			State: []ledger.StateRow{
 				{Table: "principals", Key: str(), Value: blob()},
-				{Table: "principals", Key: str()},                   // a delete
+				{Table: "principals", Key: str()},                  // a delete
 				{Table: "principals", Key: str(), Value: []byte{}}, // an empty value
 				{Table: "corrections", Key: str(), AppendSeq: true},
 			}},
