@@ -58,13 +58,58 @@ func BenchmarkSealEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkDataKeyNew makes a data key and its wrapped bytes: v1 is the
+// reference of the old format (newDataKeyV1), v2 is DataKeys.New. The
+// wrapped-B metric is the size of the wrapped bytes, stored once per event.
 func BenchmarkDataKeyNew(b *testing.B) {
 	d, _, _, _, _ := newTestDataKeys(b, 0)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := d.New(); err != nil {
+	for _, v := range []struct {
+		name string
+		new  func() (*DataKey, []byte, error)
+	}{
+		{"v1", func() (*DataKey, []byte, error) { return newDataKeyV1(d) }},
+		{"v2", d.New},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			size := 0
+			for b.Loop() {
+				_, w, err := v.new()
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(w)
+			}
+			b.ReportMetric(float64(size), "wrapped-B")
+		})
+	}
+}
+
+// BenchmarkDataKeyUnwrap turns wrapped bytes of each format into a data key
+// ready to use, as a cache miss of Get does after reading the store (every
+// cluster node does it for every event another node ingested).
+func BenchmarkDataKeyUnwrap(b *testing.B) {
+	d, _, _, _, _ := newTestDataKeys(b, 0)
+	for _, v := range []struct {
+		name string
+		new  func() (*DataKey, []byte, error)
+	}{
+		{"v1", func() (*DataKey, []byte, error) { return newDataKeyV1(d) }},
+		{"v2", d.New},
+	} {
+		dk, w, err := v.new()
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.unwrap(dk.ID(), w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(w)), "wrapped-B")
+		})
 	}
 }
 

@@ -9,9 +9,10 @@ import (
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
+	"github.com/tink-crypto/tink-go/v2/insecuresecretdataaccess"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/secretdata"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
@@ -22,17 +23,38 @@ const (
 
 	dataKeyIDPrefix = "dk_"
 	dataKeyIDBytes  = 16
+	// dataKeySize is the length of a data key: AES-256.
+	dataKeySize = 32
 
-	// labelDataKeyWrap starts the associated data under which a data key is
-	// wrapped; the data key id follows, so wrapped bytes stored under one
-	// id do not unwrap under another.
-	labelDataKeyWrap = "paytrail/data-key-wrap/v1"
+	// labelDataKeyWrapV1 and labelDataKeyWrapV2 start the associated data
+	// under which a data key is wrapped, in the format of that version;
+	// the data key id follows, so wrapped bytes stored under one id do not
+	// unwrap under another, and bytes of one format never authenticate as
+	// the other.
+	labelDataKeyWrapV1 = "paytrail/data-key-wrap/v1"
+	labelDataKeyWrapV2 = "paytrail/data-key-wrap/v2"
 	// labelField starts the associated data of every field ciphertext.
 	labelField = "paytrail/field/v1"
 
-	// wrappedVersion is the first byte of wrapped data key bytes; the rest
-	// is a Tink EncryptedKeyset (binary) under KeysetDataKey.
-	wrappedVersion = 0x01
+	// The first byte of wrapped data key bytes names their format (see
+	// "Wrapped data keys" in doc.go).
+	//
+	// wrappedV1: a Tink EncryptedKeyset (binary proto) of a one-key
+	// keyset, encrypted by KeysetDataKey. Written until issue 18 (about
+	// 145 bytes, and a keyset parse per unwrap); still read.
+	wrappedV1 = 0x01
+	// wrappedV2: the KeysetDataKey ciphertext of the 32 key bytes,
+	// 0x02 ‖ Tink prefix ‖ nonce ‖ encrypted key ‖ tag (wrappedV2Size bytes).
+	wrappedV2 = 0x02
+
+	// tinkPrefixSize is the length of the output prefix of every
+	// KeysetDataKey ciphertext (VariantTink, enforced when keysets load):
+	// tinkStartByte, then the KEK key id, 4 bytes big-endian.
+	tinkPrefixSize = 5
+	tinkStartByte  = 0x01
+	// wrappedV2Size is the length of v2 wrapped bytes: version, prefix,
+	// 12-byte nonce, key, 16-byte tag.
+	wrappedV2Size = 1 + tinkPrefixSize + 12 + dataKeySize + 16
 )
 
 // KeyStore is where wrapped data keys live: the ledger's key store, a Pebble
@@ -79,42 +101,30 @@ func NewDataKeys(k *Keysets, store KeyStore, cacheSize int) *DataKeys {
 // New makes a fresh random data key and returns it, ready to use, with the
 // wrapped bytes the caller must store under key.ID(). New does not touch the
 // store or the cache: until the caller has stored the wrapped bytes, Get
-// does not know the key. The id is "dk_" + 32 random hex digits; the
-// wrapped bytes are a version byte and a Tink EncryptedKeyset, wrapped with
-// associated data naming the id.
+// does not know the key. The id is "dk_" + 32 random hex digits; the key is
+// 32 bytes from crypto/rand, and the wrapped bytes (format v2, 66 bytes)
+// are its encryption by the primary key of KeysetDataKey, with associated
+// data naming the id.
 func (d *DataKeys) New() (*DataKey, []byte, error) {
 	var rnd [dataKeyIDBytes]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, nil, fmt.Errorf("failed to make data key id: %w", err)
 	}
 	id := dataKeyIDPrefix + hex.EncodeToString(rnd[:])
-	params, err := dataKeyParameters()
+	raw := make([]byte, dataKeySize)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
+	}
+	defer clear(raw)
+	k, err := newDataKey(id, raw)
 	if err != nil {
 		return nil, nil, err
 	}
-	mgr := keyset.NewManager()
-	kid, err := mgr.AddNewKeyFromParameters(params)
+	wrapped, err := wrapDataKey(d.keysets.state.Load().kek, id, raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
+		return nil, nil, err
 	}
-	if err := mgr.SetPrimary(kid); err != nil {
-		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
-	}
-	h, err := mgr.Handle()
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to generate data key: %w", err)
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to make data key aead: %w", err)
-	}
-	var buf bytes.Buffer
-	buf.WriteByte(wrappedVersion)
-	kek := d.keysets.state.Load().kek
-	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), kek, encodeParts(labelDataKeyWrap, id)); err != nil {
-		return nil, nil, fmt.Errorf("failed to wrap data key: %w", err)
-	}
-	return &DataKey{id: id, aead: a}, buf.Bytes(), nil
+	return k, wrapped, nil
 }
 
 // Get returns the data key id from the cache, or else reads its wrapped
@@ -168,13 +178,69 @@ func (d *DataKeys) Forget(id string) {
 	d.mu.Unlock()
 }
 
-// unwrap turns wrapped bytes into the data key id.
+// unwrap turns wrapped bytes of either format into the data key id.
 func (d *DataKeys) unwrap(id string, wrapped []byte) (*DataKey, error) {
-	if len(wrapped) < 1 || wrapped[0] != wrappedVersion {
+	raw, err := unwrapKeyBytes(d.keysets.state.Load().kek, id, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	return newDataKey(id, raw)
+}
+
+// wrapDataKey wraps raw, the key bytes of data key id, in format v2 under
+// the primary key of kek.
+func wrapDataKey(kek tink.AEAD, id string, raw []byte) ([]byte, error) {
+	ct, err := kek.Encrypt(raw, encodeParts(labelDataKeyWrapV2, id))
+	if err != nil {
+		return nil, fmt.Errorf("failed to wrap data key %s: %w", id, err)
+	}
+	out := make([]byte, 0, 1+len(ct))
+	out = append(out, wrappedV2)
+	return append(out, ct...), nil
+}
+
+// unwrapKeyBytes returns the 32 key bytes of data key id from its wrapped
+// bytes, in format v1 or v2, unwrapped by whichever key of kek wrapped
+// them. Every failure wraps ErrDecrypt and names no key material. The
+// caller owns (and may clear) the returned slice.
+func unwrapKeyBytes(kek tink.AEAD, id string, wrapped []byte) ([]byte, error) {
+	if len(wrapped) == 0 {
 		return nil, fmt.Errorf("%w data key %s: unknown wrapping format", ErrDecrypt, id)
 	}
-	kek := d.keysets.state.Load().kek
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped[1:])), kek, encodeParts(labelDataKeyWrap, id))
+	switch wrapped[0] {
+	case wrappedV2:
+		// Exact size first: a v2 wrapping holds one AES-256 key and
+		// nothing else, so anything longer or shorter is refused before
+		// any decryption is tried.
+		if len(wrapped) != wrappedV2Size {
+			return nil, fmt.Errorf("%w data key %s: wrapped key is %d bytes, want %d", ErrDecrypt, id, len(wrapped), wrappedV2Size)
+		}
+		raw, err := kek.Decrypt(wrapped[1:], encodeParts(labelDataKeyWrapV2, id))
+		if err != nil {
+			// Tink's message names no key material; keep it for diagnosis.
+			return nil, fmt.Errorf("%w data key %s: %v", ErrDecrypt, id, err)
+		}
+		if len(raw) != dataKeySize {
+			// Unreachable while the KEK has a 5-byte prefix and the size
+			// check above holds; kept so a key of any other length is
+			// never used, whatever the KEK's format.
+			clear(raw)
+			return nil, fmt.Errorf("%w data key %s: not an AES-256 key", ErrDecrypt, id)
+		}
+		return raw, nil
+	case wrappedV1:
+		return unwrapKeyBytesV1(kek, id, wrapped[1:])
+	default:
+		return nil, fmt.Errorf("%w data key %s: unknown wrapping format", ErrDecrypt, id)
+	}
+}
+
+// unwrapKeyBytesV1 reads the body of v1 wrapped bytes: a Tink
+// EncryptedKeyset that must hold exactly one AES-256-GCM key with the
+// parameters of dataKeyParameters.
+func unwrapKeyBytesV1(kek tink.AEAD, id string, body []byte) ([]byte, error) {
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(body)), kek, encodeParts(labelDataKeyWrapV1, id))
 	if err != nil {
 		// Tink's message names no key material; keep it for diagnosis.
 		return nil, fmt.Errorf("%w data key %s: %v", ErrDecrypt, id, err)
@@ -190,7 +256,27 @@ func (d *DataKeys) unwrap(id string, wrapped []byte) (*DataKey, error) {
 	if err != nil || !e.Key().Parameters().Equal(params) {
 		return nil, fmt.Errorf("%w data key %s: not an AES-256-GCM key", ErrDecrypt, id)
 	}
-	a, err := aead.New(h)
+	k, ok := e.Key().(*aesgcm.Key)
+	if !ok {
+		return nil, fmt.Errorf("%w data key %s: not an AES-256-GCM key", ErrDecrypt, id)
+	}
+	return k.KeyBytes().Data(insecuresecretdataaccess.Token{}), nil
+}
+
+// newDataKey makes data key id from its 32 key bytes with Tink's key-object
+// API: AES-256-GCM, no output prefix, 12-byte nonce, 16-byte tag, the
+// primitive a v1 one-key keyset gave, so a field sealed under either opens
+// under the other. Tink copies raw; the caller may clear it.
+func newDataKey(id string, raw []byte) (*DataKey, error) {
+	params, err := dataKeyParameters()
+	if err != nil {
+		return nil, err
+	}
+	key, err := aesgcm.NewKey(secretdata.NewBytesFromData(raw, insecuresecretdataaccess.Token{}), 0, params)
+	if err != nil {
+		return nil, fmt.Errorf("failed to make data key %s: %w", id, err)
+	}
+	a, err := aesgcm.NewAEAD(key)
 	if err != nil {
 		return nil, fmt.Errorf("failed to make aead for data key %s: %w", id, err)
 	}
@@ -202,7 +288,7 @@ func (d *DataKeys) unwrap(id string, wrapped []byte) (*DataKey, error) {
 // key id, so a key id prefix would carry nothing).
 func dataKeyParameters() (*aesgcm.Parameters, error) {
 	p, err := aesgcm.NewParameters(aesgcm.ParametersOpts{
-		KeySizeInBytes: 32, IVSizeInBytes: 12, TagSizeInBytes: 16, Variant: aesgcm.VariantNoPrefix,
+		KeySizeInBytes: dataKeySize, IVSizeInBytes: 12, TagSizeInBytes: 16, Variant: aesgcm.VariantNoPrefix,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to make data key parameters: %w", err)

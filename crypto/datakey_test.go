@@ -165,15 +165,19 @@ func TestDataKeysGet(t *testing.T) {
 	if _, err := d.Get(ctx, b.ID()); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("Get of key wrapped for %s stored under %s = %v, want ErrDecrypt", a.ID(), b.ID(), err)
 	}
-	// Altered wrapped bytes do not unwrap.
+	// Altered wrapped bytes do not unwrap (TestUnwrapV2Rejects has more).
 	c, wrappedC, _ := d.New()
 	for _, w := range [][]byte{
 		append(bytes.Clone(wrappedC[:len(wrappedC)-1]), wrappedC[len(wrappedC)-1]^1),
-		append([]byte{0x02}, wrappedC[1:]...),
+		append([]byte{wrappedV1}, wrappedC[1:]...),
+		append([]byte{0x03}, wrappedC[1:]...),
 		nil,
 		wrappedC[:20],
 	} {
 		store.put(c.ID(), w)
+		// A Get that wrongly succeeded would cache the key; forget it so
+		// each case reads the store.
+		d.Forget(c.ID())
 		if _, err := d.Get(ctx, c.ID()); !errors.Is(err, ErrDecrypt) {
 			t.Errorf("Get of altered wrapped key = %v, want ErrDecrypt", err)
 		}

@@ -13,7 +13,8 @@
 //	       signer   Ed25519 (raw signatures): checkpoint notes
 //	       datakey  AES-256-GCM: wraps the subject data keys
 //	                  └─ data keys, AES-256-GCM, one per payment event,
-//	                     wrapped bytes kept by the caller's key store
+//	                     wrapped bytes (66, see below) kept by the
+//	                     caller's key store
 //
 // The master key is used only when keysets are created, loaded or rotated,
 // so a remote master (Vault) is contacted at startup and on rotation, never
@@ -53,6 +54,32 @@
 // keyset file cannot be swapped for another one. "created" is informational,
 // not secret and not authenticated. Files are replaced atomically (temporary
 // file, fsync, rename, fsync of the directory).
+//
+// # Wrapped data keys
+//
+// The key store holds, under each data key id, the key's wrapped bytes.
+// Their first byte names the format. [DataKeys.New] writes v2; both are
+// read, so data dirs made before v2 open unchanged, and [DataKeys.Rewrap]
+// (the re-wrap after a datakey rotation) turns v1 into v2:
+//
+//	v2  0x02 || datakey AEAD ciphertext of the 32 key bytes          66 bytes
+//	       = 0x02 || 0x01 || 4-byte KEK key id || 12-byte nonce
+//	              || 32-byte encrypted key || 16-byte tag
+//	    associated data: "paytrail/data-key-wrap/v2", data key id
+//	v1  0x01 || Tink EncryptedKeyset (binary proto) of a one-key keyset,
+//	    encrypted by the datakey AEAD                          about 145 bytes
+//	    associated data: "paytrail/data-key-wrap/v1", data key id
+//
+// The associated data is encoded as described below. Its label differs
+// between the formats, so bytes of one never authenticate as the other,
+// and the id in it keeps bytes stored under one id from unwrapping under
+// another. Either way the KEK key id is the Tink output prefix of the
+// ciphertext, so [WrappedBy] reads it without decrypting. A v2 key is
+// turned into an AES-256-GCM AEAD (no output prefix, 12-byte nonce,
+// 16-byte tag) with Tink's key-object API: the same primitive a v1 keyset
+// holds, so a field sealed under a key opens whichever format wraps it.
+// Wrapped bytes of any other length, version or content fail with
+// [ErrDecrypt].
 //
 // # Formats of derived values
 //

@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -69,7 +68,7 @@ func (k *Keysets) DataKeyPrimary() string {
 
 // WrappedBy returns the id (8 hex digits) of the KeysetDataKey key that
 // wrapped a data key, read from the Tink output prefix of its wrapped
-// bytes; it reads no key material.
+// bytes (either format); it reads no key material.
 func WrappedBy(wrapped []byte) (string, error) {
 	id, err := kekID(wrapped)
 	if err != nil {
@@ -78,28 +77,40 @@ func WrappedBy(wrapped []byte) (string, error) {
 	return keyIDHex(id), nil
 }
 
+// kekID returns the KEK key id in the Tink output prefix of wrapped bytes:
+// in v2 it starts the ciphertext right after the version byte, in v1 it
+// starts the EncryptedKeyset's ciphertext. It authenticates nothing.
 func kekID(wrapped []byte) (uint32, error) {
-	if len(wrapped) < 1 || wrapped[0] != wrappedVersion {
+	if len(wrapped) < 1 {
 		return 0, fmt.Errorf("%w: unknown wrapping format", ErrDecrypt)
 	}
-	var ek tinkpb.EncryptedKeyset
-	if err := proto.Unmarshal(wrapped[1:], &ek); err != nil {
-		return 0, fmt.Errorf("%w: malformed wrapped data key", ErrDecrypt)
+	var ct []byte
+	switch wrapped[0] {
+	case wrappedV2:
+		ct = wrapped[1:]
+	case wrappedV1:
+		var ek tinkpb.EncryptedKeyset
+		if err := proto.Unmarshal(wrapped[1:], &ek); err != nil {
+			return 0, fmt.Errorf("%w: malformed wrapped data key", ErrDecrypt)
+		}
+		ct = ek.GetEncryptedKeyset()
+	default:
+		return 0, fmt.Errorf("%w: unknown wrapping format", ErrDecrypt)
 	}
-	ct := ek.GetEncryptedKeyset()
-	// Tink output prefix: version byte 0x01, then the 4-byte key id.
-	if len(ct) < 5 || ct[0] != 0x01 {
+	if len(ct) < tinkPrefixSize || ct[0] != tinkStartByte {
 		return 0, fmt.Errorf("%w: wrapped data key has no key id prefix", ErrDecrypt)
 	}
-	return binary.BigEndian.Uint32(ct[1:5]), nil
+	return binary.BigEndian.Uint32(ct[1:tinkPrefixSize]), nil
 }
 
-// Rewrap re-wraps the data key id under the primary key of KeysetDataKey.
-// changed is false (and out nil) when it already is wrapped by the
-// primary. The data key itself is unchanged, so every field sealed with it
-// still opens; once no stored key is wrapped by an old KeysetDataKey key,
-// that key can be destroyed, and copies of the key store made earlier
-// (WAL segments, backups) become unreadable with the keysets.
+// Rewrap re-wraps the data key id in format v2 under the primary key of
+// KeysetDataKey: v1 bytes (under any KEK key) and v2 bytes under an older
+// KEK key change; changed is false (and out nil) for v2 bytes the primary
+// already wraps, which Rewrap returns without decrypting them. The data
+// key itself is unchanged, so every field sealed with it still opens; once
+// no stored key is wrapped by an old KeysetDataKey key, that key can be
+// destroyed, and copies of the key store made earlier (WAL segments,
+// backups) become unreadable with the keysets.
 func (d *DataKeys) Rewrap(id string, wrapped []byte) (out []byte, changed bool, err error) {
 	if !validDataKeyID(id) {
 		return nil, false, fmt.Errorf("failed to rewrap data key: malformed id")
@@ -108,21 +119,22 @@ func (d *DataKeys) Rewrap(id string, wrapped []byte) (out []byte, changed bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("failed to rewrap data key %s: %w", id, err)
 	}
+	// One state for the check, the unwrap and the wrap: a rotation in
+	// between must not leave the key under the key it was checked against.
 	st := d.keysets.state.Load()
-	if kid == primaryID(st.handles[KeysetDataKey]) {
+	if wrapped[0] == wrappedV2 && kid == primaryID(st.handles[KeysetDataKey]) {
 		return nil, false, nil
 	}
-	ad := encodeParts(labelDataKeyWrap, id)
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped[1:])), st.kek, ad)
+	raw, err := unwrapKeyBytes(st.kek, id, wrapped)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w data key %s: %v", ErrDecrypt, id, err)
+		return nil, false, err
 	}
-	var buf bytes.Buffer
-	buf.WriteByte(wrappedVersion)
-	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), st.kek, ad); err != nil {
-		return nil, false, fmt.Errorf("failed to rewrap data key %s: %w", id, err)
+	defer clear(raw)
+	out, err = wrapDataKey(st.kek, id, raw)
+	if err != nil {
+		return nil, false, err
 	}
-	return buf.Bytes(), true, nil
+	return out, true, nil
 }
 
 // ErrKeyNeeded is returned by RetireOldKeys for a keyset whose old keys
