@@ -44,7 +44,10 @@ const wireVersion = 1
 // The names of the sealed parts (bound into their associated data).
 const (
 	partSubjects = "cluster/subjects"
-	partState    = "cluster/state"
+	// A binary record's subjects are sealed in the binary encoding (a
+	// list of strings), under a part name of their own.
+	partSubjectsBinary = "cluster/subjects/v2"
+	partState          = "cluster/state"
 )
 
 // wireRecord is a [ledger.Record] as published on the stream. It is JSON:
@@ -90,7 +93,7 @@ type sealedPart struct {
 // encodeRecord makes the stream form of rec, sealing what links it to a
 // person. rec must already be complete: every random value decided.
 func encodeRecord(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, error) {
-	w, err := sealRecord(ctx, s, rec)
+	w, err := sealRecord(ctx, s, rec, true)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +103,7 @@ func encodeRecord(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, err
 // encodeRecordJSON is encodeRecord in the JSON encoding of [wireVersion]:
 // the plain reference the binary encoding is tested against.
 func encodeRecordJSON(ctx context.Context, s Sealer, rec ledger.Record) ([]byte, error) {
-	w, err := sealRecord(ctx, s, rec)
+	w, err := sealRecord(ctx, s, rec, false)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +117,8 @@ func encodeRecordJSON(ctx context.Context, s Sealer, rec ledger.Record) ([]byte,
 }
 
 // sealRecord makes the wire form of rec, sealing what links it to a
-// person.
-func sealRecord(ctx context.Context, s Sealer, rec ledger.Record) (*wireRecord, error) {
+// person, the subjects in the binary encoding or in JSON.
+func sealRecord(ctx context.Context, s Sealer, rec ledger.Record, binary bool) (*wireRecord, error) {
 	w := &wireRecord{
 		Kind: rec.Kind, ID: rec.ID, Time: rec.Time.UTC(), Policy: rec.Policy,
 		Unique: rec.Unique, Erase: rec.Erase,
@@ -149,11 +152,11 @@ func sealRecord(ctx context.Context, s Sealer, rec ledger.Record) (*wireRecord, 
 			if l.DataKey == "" {
 				return nil, errors.New("cluster: a record's subjects need its data key to be sealed")
 			}
-			plain, err := json.Marshal(l.Subjects)
+			part, plain, err := encodeSubjects(l.Subjects, binary)
 			if err != nil {
 				return nil, err
 			}
-			if w.Link.Subjects, err = s.Seal(ctx, l.DataKey, sealedRecordID(rec), partSubjects, plain); err != nil {
+			if w.Link.Subjects, err = s.Seal(ctx, l.DataKey, sealedRecordID(rec), part, plain); err != nil {
 				return nil, fmt.Errorf("failed to seal record subjects: %w", err)
 			}
 		}
@@ -174,6 +177,32 @@ func sealRecord(ctx context.Context, s Sealer, rec ledger.Record) (*wireRecord, 
 		}
 	}
 	return w, nil
+}
+
+// encodeSubjects returns the plaintext of a record's sealed subjects and
+// the part name it is sealed under: a list of strings in the binary
+// encoding, or a JSON array for a JSON record.
+func encodeSubjects(list []string, binary bool) (part string, plain []byte, err error) {
+	if binary {
+		return partSubjectsBinary, appendStrs(nil, list), nil
+	}
+	plain, err = json.Marshal(list)
+	return partSubjects, plain, err
+}
+
+// decodeSubjects is encodeSubjects' inverse.
+func decodeSubjects(plain []byte, binary bool) ([]string, error) {
+	if !binary {
+		var list []string
+		err := json.Unmarshal(plain, &list)
+		return list, err
+	}
+	r := &wireReader{b: plain}
+	list := r.strs()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes after the subjects", len(r.b))
+	}
+	return list, r.err
 }
 
 // linksPerson reports whether state rows are keyed by a cardholder's
@@ -231,13 +260,15 @@ func decodeRecord(ctx context.Context, s Sealer, b []byte) (ledger.Record, error
 	if l := w.Link; l != nil {
 		rec.Link = &ledger.SubjectLink{TransactionID: l.TransactionID, DataKey: l.DataKey}
 		if len(l.Subjects) > 0 {
-			plain, err := s.Open(ctx, l.DataKey, sealedRecordID(rec), partSubjects, l.Subjects)
+			binary := w.V == wireBinary
+			part, _, _ := encodeSubjects(nil, binary)
+			plain, err := s.Open(ctx, l.DataKey, sealedRecordID(rec), part, l.Subjects)
 			switch {
 			case errors.Is(err, ErrKeyGone):
 			case err != nil:
 				return ledger.Record{}, fmt.Errorf("failed to open record subjects: %w", err)
 			default:
-				if err := json.Unmarshal(plain, &rec.Link.Subjects); err != nil {
+				if rec.Link.Subjects, err = decodeSubjects(plain, binary); err != nil {
 					return ledger.Record{}, fmt.Errorf("%w: record subjects: %w", errMalformed, err)
 				}
 			}

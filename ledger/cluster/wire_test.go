@@ -205,7 +205,7 @@ func FuzzWireBinary(f *testing.F) {
 	s, keys := newWireSealer(f)
 	ctx := context.Background()
 	for _, rec := range wireRecords(f, s, keys, rand.New(rand.NewPCG(5, 6))) {
-		w, err := sealRecord(ctx, s, rec)
+		w, err := sealRecord(ctx, s, rec, true)
 		if err != nil {
 			f.Fatal(err)
 		}

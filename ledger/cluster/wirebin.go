@@ -33,6 +33,7 @@ import (
 //	          uvarint(n) n × (str(field) bytes(ciphertext)), fields sorted
 //	unique  = 0x00 | 0x01 str(key) bytes(digest)
 //	link    = 0x00 | 0x01 str(transaction id) str(data key) bytes(subjects)
+//	          (subjects: strs sealed as part "cluster/subjects/v2")
 //	erase   = 0x00 | 0x01 strs(transaction ids)
 //	state   = uvarint(n) n × (str(table) str(key) bytes(value) bool(append seq))
 //	sealed-state = 0x00 | 0x01 str(key) bytes(box)
