@@ -240,12 +240,21 @@ func sealedRecordID(rec ledger.Record) string {
 // it.
 func decodeRecord(ctx context.Context, s Sealer, b []byte) (ledger.Record, error) {
 	var w wireRecord
-	if len(b) > 0 && b[0] == wireBinary {
+	switch {
+	case len(b) > 0 && b[0] == wireBinary:
 		if err := w.decodeBinary(b); err != nil {
 			return ledger.Record{}, fmt.Errorf("%w: %w", errMalformed, err)
 		}
-	} else if err := w.decodeJSON(b); err != nil {
-		return ledger.Record{}, err
+	case len(b) > 0 && b[0] == '{':
+		if err := w.decodeJSON(b); err != nil {
+			return ledger.Record{}, err
+		}
+	case len(b) > 0:
+		// A newer node's encoding: wait for an upgrade rather than skip
+		// the record (which would part this node from the others).
+		return ledger.Record{}, fmt.Errorf("stream record in an encoding this node does not know (first byte %#x): upgrade it", b[0])
+	default:
+		return ledger.Record{}, fmt.Errorf("%w: empty stream record", errMalformed)
 	}
 	rec := ledger.Record{
 		Kind: w.Kind, ID: w.ID, Time: w.Time, Policy: w.Policy, Unique: w.Unique, Erase: w.Erase,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -190,11 +191,16 @@ func TestWireBinaryRejectsDamage(t *testing.T) {
 	if _, err := decodeRecord(ctx, s, append(bytes.Clone(bin), 0)); err == nil {
 		t.Fatal("a record with a trailing byte decodes")
 	}
-	// A record for a newer node: refused, not misapplied.
-	for _, b := range [][]byte{{0x03}, []byte(`{"v":3}`)} {
-		if _, err := decodeRecord(ctx, s, b); err == nil {
-			t.Fatalf("record %q of an unknown version decodes", b)
+	// A record for a newer node: refused, and not as malformed (which
+	// every node would skip), so that this node waits for an upgrade.
+	for _, b := range [][]byte{{0x03, 1, 2}, []byte(`{"v":3}`)} {
+		_, err := decodeRecord(ctx, s, b)
+		if err == nil || errors.Is(err, errMalformed) {
+			t.Fatalf("record %q of an unknown version: %v", b, err)
 		}
+	}
+	if _, err := decodeRecord(ctx, s, nil); !errors.Is(err, errMalformed) {
+		t.Fatalf("an empty record: %v, want malformed", err)
 	}
 }
 
