@@ -94,13 +94,36 @@ type StateRow struct {
 	AppendSeq bool
 }
 
-// NewRecordID returns a random 128-bit record id, hex encoded.
+// NewRecordID returns a random 128-bit record id, hex encoded, with no run
+// of 13 or more decimal digits. Ids appear in request paths
+// (/v1/reconciliations/{id}), which access entries record through the card
+// number redactor; an id holding a Luhn-valid run (about one in 250 hex
+// ids) would be recorded as "(redacted)" and no longer name its record.
 func NewRecordID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("crypto/rand failed: " + err.Error())
+		}
+		if id := hex.EncodeToString(b[:]); longestDigitRun(id) < 13 {
+			return id
+		}
 	}
-	return hex.EncodeToString(b[:])
+}
+
+// longestDigitRun returns the length of the longest run of ASCII digits
+// in s.
+func longestDigitRun(s string) int {
+	longest, run := 0, 0
+	for i := range len(s) {
+		if s[i] >= '0' && s[i] <= '9' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
 }
 
 // Unique is an idempotency key. A record whose key was already appended with

@@ -949,3 +949,17 @@ func TestReadOnlyOpenWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordIDsNeverLookLikeCardNumbers checks that no record id holds a
+// run of digits the card number redactor could take for a PAN (about one
+// hex id in 25 has a 13-digit run, one in 250 a Luhn-valid one).
+func TestRecordIDsNeverLookLikeCardNumbers(t *testing.T) {
+	for range 20000 {
+		if id := NewRecordID(); longestDigitRun(id) >= 13 || len(id) != 32 {
+			t.Fatalf("record id %s", id)
+		}
+	}
+	if longestDigitRun("ab1234567890123c") != 13 || longestDigitRun("abc") != 0 {
+		t.Fatal("longestDigitRun miscounts")
+	}
+}

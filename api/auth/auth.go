@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/paytrail/paytrail/crypto"
 )
 
 // Role is a principal's part in processing.
@@ -152,11 +154,18 @@ func HashToken(token string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// NewID returns a fresh principal id.
+// NewID returns a fresh principal id. Like record ids, it holds no run of
+// digits the card number redactor could take for a PAN, so that paths
+// naming it (/v1/principals/{id}/revoke) are recorded intact in access
+// entries.
 func NewID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return "prn_" + hex.EncodeToString(b[:])
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		if id := "prn_" + hex.EncodeToString(b[:]); !crypto.ContainsPAN(id) {
+			return id
+		}
+	}
 }
 
 // Authenticator turns a request's credentials into a principal.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paytrail/paytrail/crypto"
 )
 
 type mapLookup map[string]*Principal
@@ -141,6 +143,16 @@ func TestCheckName(t *testing.T) {
 	} {
 		if err := checkName(tc.name); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("checkName(%q) = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestPrincipalIDsNeverLookLikeCardNumbers: a principal id in a path must
+// reach the access log intact, not as "(redacted)".
+func TestPrincipalIDsNeverLookLikeCardNumbers(t *testing.T) {
+	for range 200000 {
+		if id := NewID(); crypto.ContainsPAN(id) || !strings.HasPrefix(id, "prn_") || len(id) != 20 {
+			t.Fatalf("principal id %s", id)
 		}
 	}
 }
