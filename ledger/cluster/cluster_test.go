@@ -48,7 +48,13 @@ type testNode struct {
 
 func newTestCluster(t *testing.T, servers int) *testCluster {
 	t.Helper()
-	dir := t.TempDir()
+	return &testCluster{t: t, nats: natstest.Start(t, servers), keys: newTestKeysets(t, t.TempDir())}
+}
+
+// newTestKeysets makes a master key file and keysets in dir, as a
+// cluster's first node would, and loads them.
+func newTestKeysets(t testing.TB, dir string) *crypto.Keysets {
+	t.Helper()
 	ctx := context.Background()
 	if err := crypto.CreateMasterFile(filepath.Join(dir, "master.key")); err != nil {
 		t.Fatal(err)
@@ -64,7 +70,7 @@ func newTestCluster(t *testing.T, servers int) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testCluster{t: t, nats: natstest.Start(t, servers), keys: keys}
+	return keys
 }
 
 func (tc *testCluster) replicas() int {

@@ -22,21 +22,7 @@ import (
 func newWireSealer(t testing.TB) (*DataKeySealer, *crypto.Keysets) {
 	t.Helper()
 	dir := t.TempDir()
-	ctx := context.Background()
-	if err := crypto.CreateMasterFile(filepath.Join(dir, "master.key")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := crypto.OpenMaster(ctx, crypto.MasterConfig{URI: "file://" + filepath.Join(dir, "master.key")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := crypto.InitKeysets(ctx, filepath.Join(dir, "keysets"), m); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := crypto.LoadKeysets(ctx, filepath.Join(dir, "keysets"), m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := newTestKeysets(t, dir)
 	ks, err := keystore.Open(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
