@@ -50,9 +50,9 @@ const (
 	partState          = "cluster/state"
 )
 
-// wireRecord is a [ledger.Record] as published on the stream. It is JSON:
-// the records are small next to their entries, and a version field keeps
-// the format open.
+// wireRecord is a [ledger.Record] as published on the stream, in the
+// binary encoding (wirebin.go) or, from earlier builds, as this struct's
+// JSON.
 type wireRecord struct {
 	V      int             `json:"v"`
 	Kind   ledger.Kind     `json:"kind,omitempty"`
@@ -184,10 +184,17 @@ func sealRecord(ctx context.Context, s Sealer, rec ledger.Record, binary bool) (
 // encoding, or a JSON array for a JSON record.
 func encodeSubjects(list []string, binary bool) (part string, plain []byte, err error) {
 	if binary {
-		return partSubjectsBinary, appendStrs(nil, list), nil
+		return subjectsPart(binary), appendStrs(nil, list), nil
 	}
 	plain, err = json.Marshal(list)
-	return partSubjects, plain, err
+	return subjectsPart(binary), plain, err
+}
+
+func subjectsPart(binary bool) string {
+	if binary {
+		return partSubjectsBinary
+	}
+	return partSubjects
 }
 
 // decodeSubjects is encodeSubjects' inverse.
@@ -270,8 +277,7 @@ func decodeRecord(ctx context.Context, s Sealer, b []byte) (ledger.Record, error
 		rec.Link = &ledger.SubjectLink{TransactionID: l.TransactionID, DataKey: l.DataKey}
 		if len(l.Subjects) > 0 {
 			binary := w.V == wireBinary
-			part, _, _ := encodeSubjects(nil, binary)
-			plain, err := s.Open(ctx, l.DataKey, sealedRecordID(rec), part, l.Subjects)
+			plain, err := s.Open(ctx, l.DataKey, sealedRecordID(rec), subjectsPart(binary), l.Subjects)
 			switch {
 			case errors.Is(err, ErrKeyGone):
 			case err != nil:
