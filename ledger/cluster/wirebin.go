@@ -42,6 +42,11 @@ import (
 //	strs    = uvarint(n) n × str
 //	time    = 0x00 for the zero time, else 0x01 varint(Unix seconds) uvarint(nanoseconds), UTC
 //	bool    = 0x00 | 0x01
+//
+// Any change to this layout takes a new first byte: a node treats a
+// first byte it does not know as a newer node's record and waits for an
+// upgrade, but bytes it cannot parse under a byte it knows as malformed,
+// which every node skips.
 const wireBinary = 0x02
 
 // appendBinary appends w's binary encoding to b.
