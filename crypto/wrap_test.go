@@ -37,18 +37,7 @@ func newDataKeyV1(d *DataKeys) (*DataKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := mgr.SetPrimary(kid); err != nil {
-		return nil, nil, err
-	}
-	h, err := mgr.Handle()
-	if err != nil {
-		return nil, nil, err
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		return nil, nil, err
-	}
-	w, err := writeV1(h, d.keysets.state.Load().kek, id, labelDataKeyWrapV1)
+	a, w, err := sealKeysetV1(mgr, kid, d.keysets.state.Load().kek, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,6 +60,12 @@ func wrapKeyBytesV1(kek tink.AEAD, id string, raw []byte) (tink.AEAD, []byte, er
 	if err != nil {
 		return nil, nil, err
 	}
+	return sealKeysetV1(mgr, kid, kek, id)
+}
+
+// sealKeysetV1 makes key kid the primary of mgr's one-key keyset and
+// returns its primitive and the keyset as v1 wrapped bytes under kek.
+func sealKeysetV1(mgr *keyset.Manager, kid uint32, kek tink.AEAD, id string) (tink.AEAD, []byte, error) {
 	if err := mgr.SetPrimary(kid); err != nil {
 		return nil, nil, err
 	}
