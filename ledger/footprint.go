@@ -8,14 +8,24 @@ import (
 )
 
 // Footprint says where a store's bytes go: its live rows by class, with
-// the clear size of their keys and values, and what its sstables hold
-// (data blocks after compression, index and filter blocks). It is for
-// capacity planning (`paytrail bench bytes`), not for verification.
+// the clear size of their keys and values, what its sstables hold (data
+// blocks after compression, index and filter blocks) and its blob files.
+// It is for capacity planning (`paytrail bench bytes`), not for
+// verification.
 type Footprint struct {
 	// Rows are the live rows by class, in key order of their first row.
 	Rows []RowClass
 	// Tables sums the properties of every sstable.
 	Tables TableBytes
+	// Blobs sums the blob files, where the entries' values are.
+	Blobs BlobBytes
+}
+
+// BlobBytes sums the live blob files of a store.
+type BlobBytes struct {
+	Files    uint64
+	Size     uint64 // file sizes
+	RawValue uint64 // the values they hold, uncompressed
 }
 
 // RowClass counts the live rows of one class (a table tag and, where the
@@ -98,6 +108,8 @@ func StoreFootprint(db *pebble.DB, class func(k []byte) string) (*Footprint, err
 			}
 		}
 	}
+	b := db.Metrics().BlobFiles
+	f.Blobs = BlobBytes{Files: b.LiveCount, Size: b.LiveSize, RawValue: b.ValueSize}
 	return f, nil
 }
 

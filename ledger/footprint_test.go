@@ -10,7 +10,8 @@ import (
 
 // TestFootprintCountsRowsAndZstdTables checks what `paytrail bench bytes`
 // reports: one "e entry" row of a 9-byte key per entry, and sstables
-// written with zstd (storeOptions) once the memtable is flushed.
+// written with zstd (storeOptions) and blob files holding the entries once
+// the memtable is flushed.
 func TestFootprintCountsRowsAndZstdTables(t *testing.T) {
 	var keys testKeys
 	l := openTest(t, t.TempDir(), &keys)
@@ -40,6 +41,10 @@ func TestFootprintCountsRowsAndZstdTables(t *testing.T) {
 	}
 	if f.Tables.Files == 0 || f.Tables.Data == 0 || f.Tables.Data >= f.Tables.RawKey+f.Tables.RawValue {
 		t.Fatalf("tables %+v: want flushed, compressed tables", f.Tables)
+	}
+	// The entries' values are in blob files, compressed too.
+	if b := f.Blobs; b.Files == 0 || b.RawValue < 1000*n || b.Size >= b.RawValue {
+		t.Fatalf("blob files %+v: want the entries' values, compressed", b)
 	}
 	levels, err := l.db.SSTables(pebble.WithProperties())
 	if err != nil {

@@ -65,4 +65,7 @@ func printFootprint(w io.Writer, store string, f *ledger.Footprint, events uint6
 	t := f.Tables
 	fmt.Fprintf(w, "%s sstables: files=%d size=%d (%s B/ev) data=%d (%s) index=%d (%s) filter=%d (%s) raw_key=%d raw_value=%d entries=%d\n",
 		store, t.Files, t.Size, per(t.Size), t.Data, per(t.Data), t.Index, per(t.Index), t.Filter, per(t.Filter), t.RawKey, t.RawValue, t.Entries)
+	if b := f.Blobs; b.Files > 0 {
+		fmt.Fprintf(w, "%s blob files: files=%d size=%d (%s B/ev) raw_value=%d\n", store, b.Files, b.Size, per(b.Size), b.RawValue)
+	}
 }
