@@ -540,7 +540,7 @@ func (r *queryResult) print(w io.Writer) {
 		fmt.Fprintf(w, "%-6s %d requests: %d ok, %d failed", op, sent, n, sent-n)
 		switch op {
 		case opList:
-			fmt.Fprintf(w, "; %.1f transactions per answer, %d answers empty", perAnswer, s.empty)
+			fmt.Fprintf(w, "; %.1f transactions per answer, empty answers: %d", perAnswer, s.empty)
 		case opSearch:
 			fmt.Fprintf(w, "; %d cards found transactions (%.1f per answer), %d none", n-s.empty, perAnswer, s.empty)
 		}
