@@ -44,15 +44,17 @@ const benchUsage = `usage: paytrail bench <subcommand> [flags]
 subcommands:
   ingest   post correctly signed webhook events to a running server and print
            events/s and latency percentiles (the events are stored for good)
+  query    read a running server as an auditor: transaction lists, views and
+           card searches, with latency percentiles per kind
   baseline serve the bare baseline ingest is measured against (Gin and one
            synced Pebble write per event; no checks), for .ci/bench-ingest
   bytes    print where a stopped server's data dir spends its bytes: rows by
            kind and sstable blocks, per store, for .ci/bench-bytes
 
-run 'paytrail bench ingest --help' for its flags`
+run 'paytrail bench ingest --help' or 'paytrail bench query --help' for their flags`
 
-// cmdBench runs a load generator against a running server. Only
-// `bench ingest` exists.
+// cmdBench runs a bench subcommand: the load generators against a running
+// server (ingest, query) and their helpers (baseline, bytes).
 func cmdBench(ctx context.Context, e env) error {
 	sub, err := subcommand(e, "bench", "bench needs a subcommand: ingest or baseline", benchUsage)
 	if err != nil {
@@ -63,9 +65,11 @@ func cmdBench(ctx context.Context, e env) error {
 		return cmdBenchBaseline(ctx, e)
 	case "bytes":
 		return cmdBenchBytes(ctx, e)
+	case "query":
+		return cmdBenchQuery(ctx, e)
 	case "ingest":
 	default:
-		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest, baseline or bytes"}
+		return usageError{fmt.Sprintf("unknown bench subcommand %q", sub), "use ingest, query, baseline or bytes"}
 	}
 	fs := newFlags("bench ingest", "--url URL [--source NAME] [--secret S] [--events N] [--concurrency C] [flags]")
 	var rawURLs urlList

@@ -8,6 +8,7 @@
 //	paytrail verify     --data DIR [--key VKEY]... | --url URL --checkpoint FILE --key VKEY [--witness WKEY]... [--quorum K] [--token T]
 //	paytrail reconcile  --data DIR --format generic|stripe FILE
 //	paytrail bench      ingest --url URL --source NAME --secret S --events N --concurrency C
+//	paytrail bench      query --url URL --token ADMIN-TOKEN --requests N --concurrency C
 //	paytrail receipt    verify --key VKEY [--witness WKEY]... [--quorum K] FILE
 //	paytrail witness    key|serve ...
 //	paytrail version
