@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -521,8 +524,53 @@ func (s *Server) paymentEntry(seq uint64) (paymentEntry, error) {
 	return pe, nil
 }
 
-// txViews builds the masked views of a page.
+// txViews builds the masked views of a page. Each view reads its card
+// entry and data key from random places in the stores and decrypts them,
+// so a page's views are built by up to one goroutine per core: at 10M
+// events a page of 50 took 32 ms on one (docs/operations.md, "Reads and
+// scale"). The answer is the same as building them one by one in order
+// (txViewsInOrder), the error too: the first item's that fails.
 func (s *Server) txViews(ctx context.Context, items []*ledger.TxState) ([]txView, error) {
+	workers := min(len(items), runtime.GOMAXPROCS(0), maxViewWorkers)
+	if workers <= 1 {
+		return s.txViewsInOrder(ctx, items)
+	}
+	out := make([]txView, len(items))
+	errs := make([]error, len(items))
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(items) {
+					return
+				}
+				out[i], errs[i] = s.safeTxView(ctx, items[i])
+				if errs[i] != nil {
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// maxViewWorkers bounds the goroutines of one page's views.
+const maxViewWorkers = 8
+
+// txViewsInOrder is txViews on the caller's goroutine, one view after
+// the other: the reference the concurrent one is tested against.
+func (s *Server) txViewsInOrder(ctx context.Context, items []*ledger.TxState) ([]txView, error) {
 	out := make([]txView, 0, len(items))
 	for _, st := range items {
 		v, err := s.txView(ctx, st, nil)
@@ -532,6 +580,14 @@ func (s *Server) txViews(ctx context.Context, items []*ledger.TxState) ([]txView
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// safeTxView is txView for a goroutine of its own, where a panic over a
+// damaged store block would take the whole process down: it becomes the
+// request's error instead (the ledger's damaged-store error).
+func (s *Server) safeTxView(ctx context.Context, st *ledger.TxState) (v txView, err error) {
+	defer ledger.RecoverDamaged(&err)
+	return s.txView(ctx, st, nil)
 }
 
 // txView builds the masked view of st. entries, if not nil, are its payment

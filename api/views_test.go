@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -855,6 +856,57 @@ func BenchmarkListTransactionsPage(b *testing.B) {
 		r := h.do("finance", "GET", "/v1/transactions?limit=50", nil)
 		if r.Status != 200 {
 			b.Fatal(r.Status)
+		}
+	}
+}
+
+// TestTxViewsMatchInOrder pins the concurrent page views to the one-by-one
+// reference: the same views in the same order, for transactions with and
+// without a card number, with several events each.
+func TestTxViewsMatchInOrder(t *testing.T) {
+	h := newHarness(t)
+	t0 := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 60 {
+		tx := fmt.Sprintf("pay_c%02d", i%23)
+		ev := map[string]any{"transaction_id": tx, "occurred_at": t0.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)}
+		switch i % 3 {
+		case 0:
+			ev["card"] = viewsCard(testPAN)
+		case 1:
+			ev["card"] = viewsCard(viewsOtherPAN)
+		default:
+			ev["type"] = "payment.captured"
+		}
+		viewsPost(h, ev)
+	}
+	ctx := context.Background()
+	page, err := h.node.Ledger.Transactions(ctx, ledger.TxQuery{AllMerchants: true, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 23 {
+		t.Fatalf("%d transactions, want 23", len(page.Items))
+	}
+	want, err := h.srv.txViewsInOrder(ctx, page.Items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCard := 0
+	for _, v := range want {
+		if v.Card.Last4 != "" {
+			withCard++
+		}
+	}
+	if withCard == 0 {
+		t.Fatal("no view has a card: the comparison would not cover decryption")
+	}
+	for range 20 {
+		got, err := h.srv.txViews(ctx, page.Items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("concurrent views differ from the views built in order:\n%+v\n%+v", got, want)
 		}
 	}
 }
