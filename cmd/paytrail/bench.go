@@ -286,9 +286,12 @@ type benchResult struct {
 	benchStats
 }
 
-func (r *benchResult) failed() int {
+func (r *benchResult) failed() int { return r.benchStats.failed() }
+
+// failed counts the failed requests of every kind.
+func (s *benchStats) failed() int {
 	n := 0
-	for _, c := range r.errors {
+	for _, c := range s.errors {
 		n += c
 	}
 	return n

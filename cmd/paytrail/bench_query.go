@@ -256,9 +256,7 @@ type queryResult struct {
 func (r *queryResult) failed() int {
 	n := 0
 	for i := range r.ops {
-		for _, c := range r.ops[i].errors {
-			n += c
-		}
+		n += r.ops[i].failed()
 	}
 	return n
 }
