@@ -187,3 +187,19 @@ func TestEntrySpanPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxOpenFiles checks the table cache's bounds: never below Pebble's
+// default, never above 16,384, a quarter of the file limit in between.
+func TestMaxOpenFiles(t *testing.T) {
+	for _, tc := range []struct {
+		limit uint64
+		want  int
+	}{{0, 1000}, {1024, 1000}, {4000, 1000}, {20000, 5000}, {65536, 16384}, {1 << 20, 16384}, {^uint64(0), 16384}} {
+		if got := maxOpenFiles(tc.limit); got != tc.want {
+			t.Errorf("maxOpenFiles(%d) = %d, want %d", tc.limit, got, tc.want)
+		}
+	}
+	if got := storeOptions(true, nil).MaxOpenFiles; got < 1000 || uint64(got) > max(fileLimit()/4, 1000) {
+		t.Errorf("store options open %d files with a file limit of %d", got, fileLimit())
+	}
+}

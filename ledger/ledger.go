@@ -259,7 +259,7 @@ func (noLock) Close() error { return nil }
 // store's options carry a new block cache, which the caller releases with
 // Cache.Unref once the store is open.
 func storeOptions(readOnly bool, logger pebble.Logger) *pebble.Options {
-	o := &pebble.Options{ReadOnly: readOnly, Logger: logger}
+	o := &pebble.Options{ReadOnly: readOnly, Logger: logger, MaxOpenFiles: maxOpenFiles(fileLimit())}
 	// Bloom filters on every level: the appender's idempotency and
 	// transaction-state lookups are mostly for keys that do not exist yet
 	// (a new event, a new transaction), which filters answer without
@@ -324,6 +324,26 @@ func storeOptions(readOnly bool, logger pebble.Logger) *pebble.Options {
 	o.Experimental.SpanPolicyFunc = entrySpanPolicy
 	o.FS = vfs.Default
 	return o
+}
+
+// maxOpenFiles sizes the store's cache of open tables and blob files from
+// the process's file limit (Go raises the soft limit to the hard one at
+// start): a quarter of it, between Pebble's default of 1,000 and 16,384.
+// A ledger holds about 1,200 files per million events; with a cache
+// smaller than that, reads at random places reopened a file each time
+// (14% of a server's CPU under list and search load at 10M events, and
+// lists 12% slower than with 16,000).
+func maxOpenFiles(limit uint64) int {
+	return int(min(max(limit/4, 1000), 16384))
+}
+
+// fileLimit is the process's soft limit on open files, or 0 if unknown.
+func fileLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return l.Cur
 }
 
 // separatedValueSize is the smallest entry stored in a blob file; payment
