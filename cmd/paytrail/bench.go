@@ -288,6 +288,28 @@ type benchResult struct {
 
 func (r *benchResult) failed() int { return r.benchStats.failed() }
 
+// percentiles are the p50, p95, p99 and maximum of the sorted latencies.
+func (s *benchStats) percentiles() (p50, p95, p99, maxLat time.Duration) {
+	return percentile(s.latencies, 50), percentile(s.latencies, 95), percentile(s.latencies, 99), percentile(s.latencies, 100)
+}
+
+// printErrors lists the failures by kind, each with the first error seen,
+// indented by indent; nothing when there were none.
+func (s *benchStats) printErrors(w io.Writer, indent string) {
+	if len(s.errors) == 0 {
+		return
+	}
+	kinds := make([]string, 0, len(s.errors))
+	for k := range s.errors {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(w, "%serrors:\n", indent)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "%s  %-10s %d  (first: %s)\n", indent, k, s.errors[k], s.examples[k])
+	}
+}
+
 // failed counts the failed requests of every kind.
 func (s *benchStats) failed() int {
 	n := 0
@@ -505,8 +527,7 @@ func (r *benchResult) print(w io.Writer) {
 	if secs > 0 {
 		rate = float64(ok) / secs
 	}
-	p50, p95, p99 := percentile(r.latencies, 50), percentile(r.latencies, 95), percentile(r.latencies, 99)
-	maxLat := percentile(r.latencies, 100)
+	p50, p95, p99, maxLat := r.percentiles()
 	fmt.Fprintf(w, "sent %d events in %.2fs: %d ok (%d duplicates), %d failed", r.sent, secs, ok, r.duplicates, r.failed())
 	if r.retries > 0 {
 		fmt.Fprintf(w, ", %d retries", r.retries)
@@ -514,17 +535,7 @@ func (r *benchResult) print(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "throughput %.1f events/s\n", rate)
 	fmt.Fprintf(w, "latency p50 %.1fms  p95 %.1fms  p99 %.1fms  max %.1fms\n", ms(p50), ms(p95), ms(p99), ms(maxLat))
-	if len(r.errors) > 0 {
-		kinds := make([]string, 0, len(r.errors))
-		for k := range r.errors {
-			kinds = append(kinds, k)
-		}
-		sort.Strings(kinds)
-		fmt.Fprintln(w, "errors:")
-		for _, k := range kinds {
-			fmt.Fprintf(w, "  %-10s %d  (first: %s)\n", k, r.errors[k], r.examples[k])
-		}
-	}
+	r.printErrors(w, "")
 	fmt.Fprintf(w, "result events=%d ok=%d errors=%d seconds=%.3f events_per_s=%.1f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
 		r.sent, ok, r.failed(), secs, rate, ms(p50), ms(p95), ms(p99), ms(maxLat))
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -527,10 +526,7 @@ func (r *queryResult) print(w io.Writer) {
 	for op := range queryOps {
 		s := &r.ops[op]
 		n := len(s.latencies)
-		sent := n
-		for _, c := range s.errors {
-			sent += c
-		}
+		sent := n + s.failed()
 		perAnswer := 0.0
 		if n > 0 {
 			perAnswer = float64(s.items) / float64(n)
@@ -543,28 +539,15 @@ func (r *queryResult) print(w io.Writer) {
 			fmt.Fprintf(w, "; %d cards found transactions (%.1f per answer), %d none", n-s.empty, perAnswer, s.empty)
 		}
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "       latency p50 %.1fms  p95 %.1fms  p99 %.1fms  max %.1fms\n",
-			ms(percentile(s.latencies, 50)), ms(percentile(s.latencies, 95)), ms(percentile(s.latencies, 99)), ms(percentile(s.latencies, 100)))
-		if len(s.errors) > 0 {
-			kinds := make([]string, 0, len(s.errors))
-			for k := range s.errors {
-				kinds = append(kinds, k)
-			}
-			sort.Strings(kinds)
-			fmt.Fprintln(w, "       errors:")
-			for _, k := range kinds {
-				fmt.Fprintf(w, "         %-10s %d  (first: %s)\n", k, s.errors[k], s.examples[k])
-			}
-		}
+		p50, p95, p99, maxLat := s.percentiles()
+		fmt.Fprintf(w, "       latency p50 %.1fms  p95 %.1fms  p99 %.1fms  max %.1fms\n", ms(p50), ms(p95), ms(p99), ms(maxLat))
+		s.printErrors(w, "       ")
 	}
 	for op := range queryOps {
 		s := &r.ops[op]
-		n := len(s.latencies)
-		failed := 0
-		for _, c := range s.errors {
-			failed += c
-		}
+		n, failed := len(s.latencies), s.failed()
+		p50, p95, p99, maxLat := s.percentiles()
 		fmt.Fprintf(w, "result op=%s requests=%d ok=%d errors=%d p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-			op, n+failed, n, failed, ms(percentile(s.latencies, 50)), ms(percentile(s.latencies, 95)), ms(percentile(s.latencies, 99)), ms(percentile(s.latencies, 100)))
+			op, n+failed, n, failed, ms(p50), ms(p95), ms(p99), ms(maxLat))
 	}
 }
