@@ -328,13 +328,30 @@ func (b *bench) run(ctx context.Context) *benchResult {
 	client := &http.Client{Transport: tr}
 	defer tr.CloseIdleConnections()
 
-	jobs := make(chan benchEvent, b.concurrency)
+	stats, elapsed := runPool(ctx, b.stderr, "events", b.events, b.concurrency,
+		func(int) benchEvent { return b.gen.next() },
+		func(w int, ev benchEvent, st *benchStats) bool { return b.postRetrying(ctx, client, w, ev, st) })
+	res := &benchResult{elapsed: elapsed}
+	for i := range stats {
+		res.merge(&stats[i])
+	}
+	res.sent = len(res.latencies) + res.failed()
+	slices.Sort(res.latencies)
+	return res
+}
+
+// runPool runs n jobs, the ith made by next(i), on workers goroutines,
+// each keeping its own tally of type S, and prints progress (done, failed,
+// per second) to stderr every second; do reports whether a job succeeded.
+// Once ctx is done no further job is made or run. It returns each
+// worker's tally and the time the jobs took.
+func runPool[J, S any](ctx context.Context, stderr io.Writer, unit string, n, workers int, next func(i int) J, do func(w int, job J, st *S) bool) ([]S, time.Duration) {
+	jobs := make(chan J, workers)
 	go func() {
 		defer close(jobs)
-		for range b.events {
-			ev := b.gen.next()
+		for i := range n {
 			select {
-			case jobs <- ev:
+			case jobs <- next(i):
 			case <-ctx.Done():
 				return
 			}
@@ -355,41 +372,34 @@ func (b *bench) run(ctx context.Context) *benchResult {
 				return
 			case <-t.C:
 				d := done.Load()
-				fmt.Fprintf(b.stderr, "paytrail: bench: %d/%d events, %d errors, %.0f events/s\n",
-					d, b.events, failed.Load(), float64(d)/time.Since(start).Seconds())
+				fmt.Fprintf(stderr, "paytrail: bench: %d/%d %s, %d errors, %.0f %s/s\n",
+					d, n, unit, failed.Load(), float64(d)/time.Since(start).Seconds(), unit)
 			}
 		}
 	}()
 
-	stats := make([]benchStats, b.concurrency)
+	stats := make([]S, workers)
 	var wg sync.WaitGroup
-	for w := range b.concurrency {
+	for w := range workers {
 		wg.Add(1)
-		go func(st *benchStats) {
+		go func() {
 			defer wg.Done()
-			for ev := range jobs {
+			for job := range jobs {
 				if ctx.Err() != nil {
 					continue // drain: the producer stops on its own
 				}
-				if !b.postRetrying(ctx, client, w, ev, st) {
+				if !do(w, job, &stats[w]) {
 					failed.Add(1)
 				}
 				done.Add(1)
 			}
-		}(&stats[w])
+		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(stopProgress)
 	<-progressDone
-
-	res := &benchResult{elapsed: elapsed}
-	for i := range stats {
-		res.merge(&stats[i])
-	}
-	res.sent = len(res.latencies) + res.failed()
-	slices.Sort(res.latencies)
-	return res
+	return stats, elapsed
 }
 
 // merge adds o's tally to s.

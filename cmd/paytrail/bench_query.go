@@ -268,59 +268,13 @@ func (q *queryBench) run(ctx context.Context) *queryResult {
 	defer stop()
 	q.oldest = make([]atomic.Int64, len(q.merchants))
 
-	jobs := make(chan queryJob, q.concurrency)
-	go func() {
-		defer close(jobs)
-		for i := range 3 * q.requests {
-			select {
-			case jobs <- queryJob{op: queryOp(i % 3), lists: i/3 + 1}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-
-	var done, failed atomic.Int64
-	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
-	start := time.Now()
-	go func() {
-		defer close(progressDone)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopProgress:
-				return
-			case <-t.C:
-				d := done.Load()
-				fmt.Fprintf(q.stderr, "paytrail: bench: %d/%d requests, %d errors, %.0f requests/s\n",
-					d, 3*q.requests, failed.Load(), float64(d)/time.Since(start).Seconds())
-			}
-		}
-	}()
-
-	stats := make([][queryOps]queryStats, q.concurrency)
-	var wg sync.WaitGroup
-	for w := range q.concurrency {
-		wg.Add(1)
-		go func(st *[queryOps]queryStats) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-			for job := range jobs {
-				if ctx.Err() != nil {
-					continue // drain: the producer stops on its own
-				}
-				if !q.do(ctx, rng, job, &st[job.op]) {
-					failed.Add(1)
-				}
-				done.Add(1)
-			}
-		}(&stats[w])
+	rngs := make([]*rand.Rand, q.concurrency)
+	for w := range rngs {
+		rngs[w] = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopProgress)
-	<-progressDone
+	stats, elapsed := runPool(ctx, q.stderr, "requests", 3*q.requests, q.concurrency,
+		func(i int) queryJob { return queryJob{op: queryOp(i % 3), lists: i/3 + 1} },
+		func(w int, job queryJob, st *[queryOps]queryStats) bool { return q.do(ctx, rngs[w], job, &st[job.op]) })
 
 	res := &queryResult{elapsed: elapsed}
 	for w := range stats {
