@@ -288,6 +288,19 @@ type benchResult struct {
 
 func (r *benchResult) failed() int { return r.benchStats.failed() }
 
+// failTransport records a request that got no answer: canceled by ctx
+// (the run was interrupted), timed out, or a transport error.
+func (s *benchStats) failTransport(ctx context.Context, err error, timeout time.Duration) {
+	switch {
+	case ctx.Err() != nil:
+		s.fail("canceled", "interrupted")
+	case errors.Is(err, context.DeadlineExceeded):
+		s.fail("timeout", fmt.Sprintf("no answer within %s", timeout))
+	default:
+		s.fail("transport", err.Error())
+	}
+}
+
 // percentiles are the p50, p95, p99 and maximum of the sorted latencies.
 func (s *benchStats) percentiles() (p50, p95, p99, maxLat time.Duration) {
 	return percentile(s.latencies, 50), percentile(s.latencies, 95), percentile(s.latencies, 99), percentile(s.latencies, 100)
@@ -466,14 +479,7 @@ func (b *bench) post(ctx context.Context, client *http.Client, endpoint string, 
 	b.sign.sign(req.Header, ev.id, start, ev.body)
 	resp, err := client.Do(req)
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			st.fail("canceled", "interrupted")
-		case errors.Is(err, context.DeadlineExceeded):
-			st.fail("timeout", fmt.Sprintf("no answer within %s", b.timeout))
-		default:
-			st.fail("transport", err.Error())
-		}
+		st.failTransport(ctx, err, b.timeout)
 		return false
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, benchReadLimit))

@@ -355,14 +355,7 @@ func (q *queryBench) do(ctx context.Context, rng *rand.Rand, job queryJob, st *q
 	lat := time.Since(start)
 	if err != nil {
 		// Transport errors name the URL at most, never the body (the PAN).
-		switch {
-		case ctx.Err() != nil:
-			st.fail("canceled", "interrupted")
-		case errors.Is(err, context.DeadlineExceeded):
-			st.fail("timeout", fmt.Sprintf("no answer within %s", q.timeout))
-		default:
-			st.fail("transport", err.Error())
-		}
+		st.failTransport(ctx, err, q.timeout)
 		return false
 	}
 	if code/100 != 2 {
