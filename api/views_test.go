@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -76,12 +77,20 @@ func viewsLastAccess(t testing.TB, h *harness) (*ledger.Entry, ledger.AccessBody
 	return e, b
 }
 
+// viewsFraction matches the fractional seconds of a timestamp, whose
+// digits are the clock's and may spell any short value, the expiry year
+// among them.
+var viewsFraction = regexp.MustCompile(`(T\d\d:\d\d:\d\d)\.\d+`)
+
 // viewsAssertMasked fails if a masked answer holds any personal value of
-// the test events, or a key that only a disclosure may carry.
+// the test events, or a key that only a disclosure may carry. Fractions of
+// seconds are left out of the scan: received_at carries nanoseconds, which
+// held "2029" once in a CI run.
 func viewsAssertMasked(t testing.TB, body []byte) {
 	t.Helper()
+	scanned := viewsFraction.ReplaceAllString(string(body), "$1")
 	for _, v := range []string{testName, testEmail, testPAN, testPANSpace, viewsOtherPAN, viewsTestIP, viewsTestExpiry, "cvc"} {
-		if strings.Contains(string(body), v) {
+		if strings.Contains(scanned, v) {
 			t.Errorf("masked view holds %q: %s", v, body)
 		}
 	}
