@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/paytrail/paytrail/api/webhook"
 	"github.com/paytrail/paytrail/ledger"
 )
 
@@ -316,4 +317,52 @@ func TestPrincipalListIsRecorded(t *testing.T) {
 	if err := e.DecodeBody(&a); err != nil || e.Kind != ledger.KindAccess || a.Action != "principal.list" || a.ActorID != h.ids["admin"] || a.Result != "success" {
 		t.Fatalf("last entry %s", e.Bytes())
 	}
+}
+
+// The raw payload is sealed packed, and opens and unpacks to the
+// normalizer's Raw, for both schemes.
+func TestIngestSealsPackedRaw(t *testing.T) {
+	h := newHarness(t)
+	codec, err := webhook.NewRawCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripe, err := os.ReadFile("webhook/testdata/stripe-charge-succeeded.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	generic := genericEvent(t, map[string]any{"id": "gen_evt_raw"})
+	for _, c := range []struct {
+		post func() response
+		norm func() (*webhook.Event, error)
+	}{
+		{func() response { return h.postStandard("msg_raw", generic) }, func() (*webhook.Event, error) { return webhook.NormalizeGeneric(generic, "") }},
+		{func() response { return h.postStripe(stripe) }, func() (*webhook.Event, error) { return webhook.NormalizeStripe(stripe, "acct_default") }},
+	} {
+		r := c.post()
+		if r.Status != http.StatusOK {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		ev, err := c.norm()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := h.node.Ledger.Entry(uint64(r.json(t)["seq"].(float64)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p ledger.PaymentBody
+		if err := e.DecodeBody(&p); err != nil {
+			t.Fatal(err)
+		}
+		packed := h.srOpen(e, p, "raw")
+		if len(packed) >= len(ev.Raw)*3/4 {
+			t.Errorf("sealed raw payload of %d bytes for a Raw of %d: not packed", len(packed), len(ev.Raw))
+		}
+		raw, err := codec.Unpack([]byte(packed), len(ev.Raw))
+		if err != nil || !bytes.Equal(raw, ev.Raw) {
+			t.Errorf("unpacked raw payload: %v\n got %s\nwant %s", err, raw, ev.Raw)
+		}
+	}
+	h.assertNoCardholderData()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paytrail/paytrail/api/auth"
+	"github.com/paytrail/paytrail/api/webhook"
 	"github.com/paytrail/paytrail/api/witness"
 	"github.com/paytrail/paytrail/crypto"
 	"github.com/paytrail/paytrail/ledger"
@@ -174,6 +175,8 @@ type Server struct {
 
 	// keyPool hands out fresh, stored data keys, one per event.
 	keyPool *keyPool
+	// rawCodec packs an event's raw payload before it is sealed.
+	rawCodec *webhook.RawCodec
 	// beforeAppend, if set (by tests, before any request), runs in ingest
 	// between sealing an event and appending it.
 	beforeAppend atomic.Pointer[func(eventID string)]
@@ -271,6 +274,11 @@ func New(cfg Config) (*Server, error) {
 	s.webhookBuf.max = cfg.MaxWebhookBuffer
 	s.denials = newDenials(cfg.DenialWindow, cfg.DenialBurst, cfg.MaxDenialOrigins, s.recordCoalesced)
 	s.keyPool = newKeyPool(cfg.DataKeys, cfg.KeyStore, cfg.Logger)
+	rc, err := webhook.NewRawCodec()
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.rawCodec = rc
 	// An erasure a crash interrupted is finished before anything is served.
 	if err := s.FinishErasures(context.Background()); err != nil {
 		return nil, fmt.Errorf("api: failed to finish an interrupted erasure: %w", err)
