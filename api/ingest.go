@@ -297,7 +297,7 @@ func (s *Server) paymentRecord(c *gin.Context, src Source, webhookID string, ev 
 	add(fieldCountry, ev.Cardholder.Country)
 	add(fieldAddress, string(ev.Cardholder.Address))
 	add(fieldIP, ev.IP)
-	// Packed: about 40% of its length (webhook.RawCodec).
+	// Packed: about half its length (webhook.RawCodec).
 	add(fieldRaw, string(s.rawCodec.Pack(ev.Raw)))
 
 	rec := ledger.Record{

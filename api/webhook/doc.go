@@ -8,7 +8,8 @@
 //	if errors.Is(err, webhook.ErrSignature) { 401 }
 //	ev, err := webhook.NormalizeStripe(body, defaultMerchant)
 //	if errors.Is(err, webhook.ErrMalformed) { 400 }
-//	// tokenize ev.Card.PAN, encrypt personal fields and ev.Raw, append
+//	// tokenize ev.Card.PAN, encrypt personal fields and ev.Raw (packed by
+//	// a RawCodec), append
 //
 // # Signature schemes
 //
