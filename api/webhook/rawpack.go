@@ -57,12 +57,12 @@ type RawCodec struct {
 
 // NewRawCodec returns a RawCodec.
 func NewRawCodec() (*RawCodec, error) {
-	start := bytes.LastIndex(rawDictV1, rawDictV1Start)
-	d := s2.MakeDictManual(rawDictV1, uint16(max(start, 0)))
-	if start < 0 || d == nil {
-		return nil, fmt.Errorf("webhook: the raw payload dictionary is unusable (%d bytes)", len(rawDictV1))
+	if start := bytes.LastIndex(rawDictV1, rawDictV1Start); start >= 0 {
+		if d := s2.MakeDictManual(rawDictV1, uint16(start)); d != nil {
+			return &RawCodec{dict: d}, nil
+		}
 	}
-	return &RawCodec{dict: d}, nil
+	return nil, fmt.Errorf("webhook: the raw payload dictionary is unusable (%d bytes)", len(rawDictV1))
 }
 
 // Pack returns raw as it is to be sealed. Raw that does not start with
