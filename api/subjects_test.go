@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -150,37 +148,6 @@ func (d *srDiscloser) skipIfMissing(t *testing.T) {
 // blocks are compressed and prefix-encoded, so a raw scan looks for this.
 func srTail(id string) string {
 	return id[len(id)-43:] // base64url of a 32-byte PRF output
-}
-
-// srFilesContaining lists the files under dir (relative names) that hold a
-// piece of v; sstOnly keeps SSTables only.
-func srFilesContaining(t *testing.T, dir string, v []byte, sstOnly bool) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil // an obsolete file, deleted by Pebble during the walk
-		}
-		if err != nil || info.IsDir() || sstOnly && filepath.Ext(path) != ".sst" {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if srContainsFragment(b, v) {
-			rel, _ := filepath.Rel(dir, path)
-			out = append(out, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // srContainsFragment reports whether b holds any 16-byte piece of v.
