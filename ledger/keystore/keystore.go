@@ -18,7 +18,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/paytrail/paytrail/ledger"
@@ -57,10 +56,6 @@ type deleteCleaner struct {
 
 type needsContents struct{ pebble.ArchiveCleaner }
 
-// blockCacheSize is the store's block cache: its filter and index blocks
-// (about 15 MB at 10M keys) and the data blocks of recent keys.
-const blockCacheSize = 32 << 20
-
 // Open opens or creates the key store in dir.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
@@ -71,22 +66,12 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("failed to create key store dir: %w", err)
 	}
 	guard := ledger.NewDiskGuard(dir, logger)
-	cache := pebble.NewCache(blockCacheSize)
-	defer cache.Unref()
-	o := &pebble.Options{
+	db, err := pebble.Open(dir, &pebble.Options{
 		Logger:        ledger.PebbleLogger(logger, "keystore"),
 		EventListener: ledger.StoreEventListener(logger, "keystore"),
 		FS:            guard.FS(vfs.Default),
 		Cleaner:       deleteCleaner{},
-		Cache:         cache,
-	}
-	// Bloom filters on every level. Key ids are random, so every level's
-	// tables span every id: without filters a read looked for the key in a
-	// data block of each level (a tenth of a millisecond per key at 10M
-	// events, 100 MB of keys), and reads of keys no cache holds are what
-	// a list or card search at scale is made of.
-	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	db, err := pebble.Open(dir, o)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to open key store: %w", err)
 	}
