@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -115,6 +114,8 @@ func cmdBenchQuery(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stderr, "paytrail: bench: reading from %s: %d lists, %d views and %d card searches with %d clients as auditor %s (run %s)\n",
 		base, q.requests, q.requests, q.requests, q.concurrency, reader.ID, run)
+	n := q.learnSpans(ctx)
+	fmt.Fprintf(e.stderr, "paytrail: bench: learnt the span of each merchant's transactions with %d untimed one-item lists\n", n)
 	res := q.run(ctx)
 	res.print(e.stdout)
 	total, failed := 3*q.requests, res.failed()
@@ -227,10 +228,14 @@ type queryBench struct {
 	stderr      io.Writer
 
 	pool *txPool
-	// oldest is, per merchant, the first_seen (Unix nanoseconds) of its
-	// oldest transaction, learnt from a list without from; 0 until known.
-	oldest []atomic.Int64
+	// spans are, per merchant, the first_seen times its transactions
+	// cover, learnt before the run (learnSpans); zero if it has none.
+	spans []txSpan
 }
+
+// txSpan is the first_seen of a merchant's oldest and newest
+// transactions.
+type txSpan struct{ oldest, newest time.Time }
 
 // queryStats is one worker's tally of one kind.
 type queryStats struct {
@@ -266,7 +271,9 @@ func (q *queryBench) run(ctx context.Context) *queryResult {
 	q.pool = newTxPool()
 	stop := context.AfterFunc(ctx, q.pool.stop)
 	defer stop()
-	q.oldest = make([]atomic.Int64, len(q.merchants))
+	if len(q.spans) != len(q.merchants) {
+		q.spans = make([]txSpan, len(q.merchants))
+	}
 
 	rngs := make([]*rand.Rand, q.concurrency)
 	for w := range rngs {
@@ -312,19 +319,21 @@ func (q *queryBench) do(ctx context.Context, rng *rand.Rand, job queryJob, st *q
 	var (
 		method, u string
 		body      []byte
-		m         int // the merchant listed
 		viewed    string
 	)
 	switch op {
 	case opList:
-		m = rng.IntN(len(q.merchants))
+		m := rng.IntN(len(q.merchants))
 		v := url.Values{"merchant_id": {q.merchants[m]}, "limit": {strconv.Itoa(benchListLimit)}}
-		if oldest := q.oldest[m].Load(); oldest != 0 {
-			// A random start between the merchant's oldest transaction and
-			// now, so that lists read all of the ledger, not its first pages.
-			now := time.Now().UnixNano()
-			from := time.Unix(0, oldest+rng.Int64N(max(now-oldest, 0)+1)).UTC()
-			v.Set("from", from.Format(time.RFC3339Nano))
+		if sp := q.spans[m]; !sp.oldest.IsZero() {
+			// A random start between the merchant's oldest and newest
+			// transactions, so that lists read all of the ledger, not its
+			// first pages, and never start past its end.
+			from := sp.oldest
+			if d := sp.newest.Sub(sp.oldest); d > 0 {
+				from = from.Add(time.Duration(rng.Int64N(int64(d))))
+			}
+			v.Set("from", from.UTC().Format(time.RFC3339Nano))
 		}
 		method, u = http.MethodGet, q.base+"/v1/transactions?"+v.Encode()
 	case opView:
@@ -385,10 +394,6 @@ func (q *queryBench) do(ctx context.Context, rng *rand.Rand, job queryJob, st *q
 		for _, it := range items {
 			ids = append(ids, it.TransactionID)
 		}
-		if len(items) > 0 && q.oldest[m].Load() == 0 && !items[0].FirstSeen.IsZero() {
-			// Without from, the first item is the merchant's oldest.
-			q.oldest[m].CompareAndSwap(0, items[0].FirstSeen.UnixNano())
-		}
 	}
 	st.latencies = append(st.latencies, lat)
 	st.items += len(items)
@@ -396,6 +401,99 @@ func (q *queryBench) do(ctx context.Context, rng *rand.Rand, job queryJob, st *q
 		st.empty++
 	}
 	return true
+}
+
+// learnSpans learns, before the timed run, the span of each merchant's
+// transactions: the oldest from a list without from, the newest by
+// bisecting from with one-item lists. Lists then start within it, also on
+// a ledger filled long before the run (starting anywhere up to now, most
+// lists of a ledger filled hours before answered nothing). It returns
+// the lists it sent. A merchant whose span it could not learn is listed
+// from its start; a failure is reported, not fatal.
+func (q *queryBench) learnSpans(ctx context.Context) int {
+	q.spans = make([]txSpan, len(q.merchants))
+	sent := 0
+	for m, merchant := range q.merchants {
+		first := func(from time.Time) (time.Time, bool, error) {
+			sent++
+			return q.firstFrom(ctx, merchant, from)
+		}
+		oldest, ok, err := first(time.Time{})
+		if err == nil && ok {
+			var newest time.Time
+			newest, err = bisectNewest(oldest, time.Now().Add(time.Hour), first)
+			if err == nil {
+				q.spans[m] = txSpan{oldest, newest}
+			}
+		}
+		if ctx.Err() != nil {
+			break // the run that follows stops at once too
+		}
+		if err != nil {
+			fmt.Fprintf(q.stderr, "paytrail: warning: bench: lists of %s start at its oldest transaction: %s\n", merchant, err)
+		}
+	}
+	return sent
+}
+
+// bisectNewest returns the first_seen of the newest transaction, given
+// that of one (lo) and first, which answers the first_seen of the oldest
+// transaction at or after from. hi is a guess past the newest; if
+// transactions start at or after it (events dated in the future), the
+// search goes on up to the largest time a list accepts.
+func bisectNewest(lo, hi time.Time, first func(from time.Time) (time.Time, bool, error)) (time.Time, error) {
+	t, ok, err := first(hi)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if ok {
+		lo, hi = t, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	}
+	// Invariant: a transaction starts at lo, none at or after hi.
+	for hi.Sub(lo) > time.Nanosecond {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		t, ok, err := first(mid)
+		switch {
+		case err != nil:
+			return time.Time{}, err
+		case !ok:
+			hi = mid
+		case t.Before(mid) || !t.Before(hi):
+			return time.Time{}, fmt.Errorf("a list from %s answered a transaction first seen at %s", mid.Format(time.RFC3339Nano), t.Format(time.RFC3339Nano))
+		default:
+			lo = t
+		}
+	}
+	return lo, nil
+}
+
+// firstFrom returns the first_seen of a merchant's oldest transaction at
+// or after from (zero: any), and false if there is none.
+func (q *queryBench) firstFrom(ctx context.Context, merchant string, from time.Time) (time.Time, bool, error) {
+	v := url.Values{"merchant_id": {merchant}, "limit": {"1"}}
+	if !from.IsZero() {
+		v.Set("from", from.UTC().Format(time.RFC3339Nano))
+	}
+	code, answer, err := benchCall(ctx, q.client, http.MethodGet, q.base+"/v1/transactions?"+v.Encode(), q.token, nil, q.timeout)
+	switch {
+	case err != nil:
+		return time.Time{}, false, err
+	case code != http.StatusOK:
+		return time.Time{}, false, fmt.Errorf("a list answered %d (%s)", code, errorCode(answer))
+	}
+	var a struct {
+		Items []txSummary `json:"items"`
+	}
+	if err := json.Unmarshal(answer, &a); err != nil {
+		return time.Time{}, false, errors.New("a list answer does not decode")
+	}
+	if len(a.Items) == 0 {
+		return time.Time{}, false, nil
+	}
+	if a.Items[0].FirstSeen.IsZero() {
+		return time.Time{}, false, errors.New("a list answer has no first_seen")
+	}
+	return a.Items[0].FirstSeen, true, nil
 }
 
 // txPool holds transaction ids from list answers for the view requests.

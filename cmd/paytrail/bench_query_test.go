@@ -70,6 +70,9 @@ type readProxy struct {
 	unlisted           []string // viewed before any list answered them
 	searchItems        []int
 	failEvery, searchN int
+	// Lists with a from parameter (the run's, not the one-item lists
+	// that learn each merchant's span), and those that answered nothing.
+	fromLists, emptyFromLists int
 }
 
 func newReadProxy(t *testing.T, target string, p *readProxy) (*httptest.Server, *readProxy) {
@@ -104,7 +107,16 @@ func newReadProxy(t *testing.T, target string, p *readProxy) (*httptest.Server, 
 			p.searchItems = append(p.searchItems, len(a.Items))
 			return nil
 		}
+		if r.URL.Query().Get("limit") == "1" {
+			return nil // learning a merchant's span, before the run
+		}
 		p.lists++
+		if r.URL.Query().Has("from") {
+			p.fromLists++
+			if len(a.Items) == 0 {
+				p.emptyFromLists++
+			}
+		}
 		for _, it := range a.Items {
 			p.listed[it.ID] = true
 		}
@@ -258,6 +270,99 @@ func TestBenchQuery(t *testing.T) {
 	}
 	if readers != 2 {
 		t.Errorf("%d bench query principals, want 2: %+v", readers, ps.Items)
+	}
+}
+
+// TestBenchQueryListsWithinTheLedger: on a ledger whose transactions are
+// a year old, lists start between each merchant's oldest and newest
+// transactions, so every one answers some (starting anywhere up to now,
+// nearly all answered nothing).
+func TestBenchQueryListsWithinTheLedger(t *testing.T) {
+	s := startBenchServer(t)
+	yearAgo := time.Now().AddDate(-1, 0, 0)
+	gen := newBenchGen(rand.New(rand.NewPCG(3, 4)), "old", "standard", 3, 10, func() time.Time { return yearAgo })
+	sign, err := newBenchSigner("standard", s.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 120 {
+		ev := gen.next()
+		req, err := http.NewRequest(http.MethodPost, s.url+"/v1/webhooks/dev", bytes.NewReader(ev.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		sign.sign(req.Header, ev.id, time.Now(), ev.body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+			t.Fatalf("posting a year-old event: %d", resp.StatusCode)
+		}
+	}
+
+	proxy, p := newReadProxy(t, s.url, &readProxy{listed: map[string]bool{}})
+	code, stdout, stderr := runBench(t, noEnv, "query", "--url", proxy.URL, "--token", s.admin, "--requests", "40", "--concurrency", "3", "--cards", "10", "--merchants", "3")
+	if code != 0 {
+		t.Fatalf("bench query: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^list +40 requests: 40 ok, 0 failed; [0-9.]+ transactions per answer, empty answers: 0$`).MatchString(stdout) {
+		t.Errorf("stdout does not report 40 lists without an empty answer:\n%s", stdout)
+	}
+	if !regexp.MustCompile(`(?m)^paytrail: bench: learnt the span of each merchant's transactions with \d+ untimed one-item lists$`).MatchString(stderr) {
+		t.Errorf("stderr does not say how it learnt the spans:\n%s", stderr)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lists != 40 || p.fromLists != 40 || p.emptyFromLists != 0 {
+		t.Errorf("the server saw %d lists, %d with from, %d of those empty; want 40, 40, 0", p.lists, p.fromLists, p.emptyFromLists)
+	}
+}
+
+// TestBisectNewest: the newest transaction is found from any first one,
+// also past the first guess (events dated in the future), and a server
+// answering out of order is an error, not a loop.
+func TestBisectNewest(t *testing.T) {
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		times []time.Duration // after base, ascending
+		guess time.Duration
+	}{
+		{"one", []time.Duration{0}, time.Hour},
+		{"spread", []time.Duration{0, time.Second, 90 * time.Second, 40 * time.Minute, 40*time.Minute + time.Nanosecond}, 24 * time.Hour},
+		{"future", []time.Duration{0, time.Minute, 5 * 365 * 24 * time.Hour}, time.Hour},
+		{"at the guess", []time.Duration{0, time.Hour}, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			first := func(from time.Time) (time.Time, bool, error) {
+				calls++
+				for _, d := range tc.times {
+					if at := base.Add(d); !at.Before(from) {
+						return at, true, nil
+					}
+				}
+				return time.Time{}, false, nil
+			}
+			got, err := bisectNewest(base, base.Add(tc.guess), first)
+			want := base.Add(tc.times[len(tc.times)-1])
+			if err != nil || !got.Equal(want) {
+				t.Errorf("bisectNewest = %s, %v; want %s", got, err, want)
+			}
+			if calls > 100 {
+				t.Errorf("%d lists, want at most 100", calls)
+			}
+		})
+	}
+	_, err := bisectNewest(base, base.Add(time.Hour), func(from time.Time) (time.Time, bool, error) {
+		return base, true, nil // before any from asked
+	})
+	if err == nil {
+		t.Error("an answer before from was accepted")
 	}
 }
 
