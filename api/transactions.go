@@ -607,11 +607,21 @@ func (s *Server) txView(ctx context.Context, st *ledger.TxState, entries []payme
 }
 
 // card decrypts the masked card of a transaction from its card entry: the
-// one at CardSeq (the latest that carried a card number), else the latest
-// entry with a sealed last 4 (Stripe events carry no PAN), else the latest
-// with a brand. If the cardholder's data key was destroyed, only the brand
-// is shown.
+// one at CardSeq (the latest that carried a card number or a sealed last
+// 4: Stripe events carry no PAN), else the latest with a brand. If the
+// cardholder's data key was destroyed, only the brand is shown. The card
+// entry's card is read from the state's copy of it, without a read of the
+// entry; states written before copies were kept have none, and the entry
+// is read (cardFromEntries, the reference the copy is tested against).
 func (s *Server) card(ctx context.Context, st *ledger.TxState, entries []paymentEntry) (cardView, error) {
+	if c := st.Card; c != nil {
+		return s.openCard(ctx, c.Entry, c.Brand, c.DataKey, c.Sealed)
+	}
+	return s.cardFromEntries(ctx, st, entries)
+}
+
+// cardFromEntries is card reading the entries.
+func (s *Server) cardFromEntries(ctx context.Context, st *ledger.TxState, entries []paymentEntry) (cardView, error) {
 	bySeq := func(seq uint64) (paymentEntry, error) {
 		for _, pe := range entries {
 			if pe.entry.Seq == seq {
@@ -642,31 +652,36 @@ func (s *Server) card(ctx context.Context, st *ledger.TxState, entries []payment
 		if b.DataKey == "" || !hasToken && !hasLast4 {
 			continue
 		}
-		v := cardView{Brand: b.Brand}
-		if v.Brand == "" {
-			v.Brand = brand
+		if b.Brand != "" {
+			brand = b.Brand
 		}
-		dk, err := s.dataKeys.Get(ctx, b.DataKey)
-		if errors.Is(err, crypto.ErrDataKeyDestroyed) {
-			return v, nil
+		return s.openCard(ctx, pe.entry.ID, brand, b.DataKey, b.Sealed)
+	}
+	return cardView{Brand: brand}, nil
+}
+
+// openCard opens the sealed card fields of entry entryID.
+func (s *Server) openCard(ctx context.Context, entryID, brand, dataKey string, sealed map[string][]byte) (cardView, error) {
+	v := cardView{Brand: brand}
+	dk, err := s.dataKeys.Get(ctx, dataKey)
+	if errors.Is(err, crypto.ErrDataKeyDestroyed) {
+		return v, nil
+	}
+	if err != nil {
+		return cardView{}, err
+	}
+	for f, dst := range map[string]*string{fieldBIN: &v.BIN, fieldLast4: &v.Last4, fieldCardToken: &v.Token} {
+		ct, ok := sealed[f]
+		if !ok {
+			continue
 		}
+		pt, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: entryID, Field: f}, ct)
 		if err != nil {
 			return cardView{}, err
 		}
-		for f, dst := range map[string]*string{fieldBIN: &v.BIN, fieldLast4: &v.Last4, fieldCardToken: &v.Token} {
-			ct, ok := b.Sealed[f]
-			if !ok {
-				continue
-			}
-			pt, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: pe.entry.ID, Field: f}, ct)
-			if err != nil {
-				return cardView{}, err
-			}
-			*dst = string(pt)
-		}
-		return v, nil
+		*dst = string(pt)
 	}
-	return cardView{Brand: brand}, nil
+	return v, nil
 }
 
 // txResource names a requested transaction in an access entry (the

@@ -919,3 +919,79 @@ func TestTxViewsMatchInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestCardCopyMatchesEntries: a view's card, opened from the state's copy
+// of the card entry's card, is the one the reference reads from the
+// entries, for every shape of transaction: a card number (also a later
+// one), a Stripe charge's last 4 without a PAN, no card at all, no brand,
+// and a cardholder erased since.
+func TestCardCopyMatchesEntries(t *testing.T) {
+	h := newHarness(t)
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	noBrand := viewsCard(viewsOtherPAN)
+	delete(noBrand, "brand")
+	for i, ev := range []map[string]any{
+		{"transaction_id": "pay_k1", "card": viewsCard(testPAN)},
+		{"transaction_id": "pay_k1", "type": "payment.captured"},
+		{"transaction_id": "pay_k2", "card": viewsCard(viewsOtherPAN)},
+		{"transaction_id": "pay_k2", "type": "payment.captured", "card": viewsCard(testPAN)}, // the card changes
+		{"transaction_id": "pay_k3", "type": "payment.captured"},                             // no card
+		{"transaction_id": "pay_k4", "card": noBrand},
+		{"transaction_id": "pay_k5", "card": viewsCard(testPAN)}, // erased below
+	} {
+		ev["occurred_at"] = t0.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
+		if _, ok := ev["card"]; !ok {
+			ev["card"] = nil
+		}
+		viewsPost(h, ev)
+	}
+	body, err := os.ReadFile("webhook/testdata/stripe-charge-succeeded.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.postStripe(body); r.Status != 200 {
+		t.Fatalf("stripe: %d %s", r.Status, r.Body)
+	}
+	ctx := context.Background()
+	check := func(wantCopies int) {
+		t.Helper()
+		page, err := h.node.Ledger.Transactions(ctx, ledger.TxQuery{AllMerchants: true, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies := 0
+		for _, st := range page.Items {
+			if st.Card != nil {
+				copies++
+				if st.CardSeq == nil {
+					t.Errorf("%s: a card copy without a card entry", st.TransactionID)
+				}
+			}
+			got, err := h.srv.card(ctx, st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := *st
+			ref.Card = nil
+			want, err := h.srv.cardFromEntries(ctx, &ref, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: card %+v from the copy, %+v from the entries", st.TransactionID, got, want)
+			}
+		}
+		if copies != wantCopies {
+			t.Errorf("%d transactions have a card copy, want %d", copies, wantCopies)
+		}
+	}
+	// pay_k1, k2, k4, k5 and the Stripe charge have a card entry.
+	check(5)
+	viewsSubjectRequest(t, h, map[string]any{"kind": "erase"})
+	check(5)
+	r := h.do("auditor", "GET", "/v1/transactions?merchant_id=m_bookshop", nil)
+	if r.Status != 200 || strings.Contains(string(r.Body), `"4444"`) || !strings.Contains(string(r.Body), `"last4":"1111"`) {
+		t.Errorf("list after erasure: want the other card's last 4 and not the erased one's: %d %s", r.Status, r.Body)
+	}
+	h.assertNoCardholderData()
+}

@@ -1,6 +1,9 @@
 package ledger
 
-import "time"
+import (
+	"crypto/sha256"
+	"time"
+)
 
 // PaymentBody is the body of a [KindPayment] entry. Anything that links to
 // the cardholder (card token, BIN, last 4, expiry, name, email, address, IP,
@@ -85,6 +88,53 @@ type TxState struct {
 	Types         []string  `json:"types"`              // distinct event types seen
 	Seqs          []uint64  `json:"seqs"`               // payment entries in order
 	CardSeq       *uint64   `json:"card_seq,omitempty"`
+	// Card is the card entry's card, nil for a transaction whose card
+	// entry was appended before copies were kept (a view then reads the
+	// entry). It is the row's last field.
+	Card *CardCopy `json:"card,omitempty"`
+
+	// cardDigest is, in a state folded from 'e' rows, the card digest of
+	// the card entry's row (nil if it has none); verify compares it with
+	// the stored copy.
+	cardDigest []byte
+}
+
+// CardCopy is the card of a transaction's card entry (the one at
+// CardSeq) as that entry holds it: the entry's id (the associated data of
+// its sealed fields), its brand and data key, and its sealed card fields
+// (the ciphertexts themselves, under the entry's data key, which an
+// erasure destroys). A masked view of the transaction opens these instead
+// of reading the entry. Verify checks the copy against the entry's 'e'
+// row, which holds its digest (foldrow.go).
+type CardCopy struct {
+	Entry   string            `json:"entry"`
+	Brand   string            `json:"brand"`
+	DataKey string            `json:"data_key"`
+	Sealed  map[string][]byte `json:"sealed"`
+}
+
+// CardFields are the sealed fields of a card a masked view shows, the ones
+// a CardCopy holds.
+var CardFields = [...]string{"bin", "card_token", "last4"}
+
+// cardCopyOf returns the card copy of payment entry entryID.
+func cardCopyOf(entryID string, p *PaymentBody) *CardCopy {
+	c := &CardCopy{Entry: entryID, Brand: p.Brand, DataKey: p.DataKey, Sealed: make(map[string][]byte, len(CardFields))}
+	for _, f := range CardFields {
+		if v, ok := p.Sealed[f]; ok {
+			c.Sealed[f] = v
+		}
+	}
+	return c
+}
+
+// cardDigestSize is the bytes of a card copy's digest in an 'e' row.
+const cardDigestSize = 16
+
+// cardDigest returns the digest of a card copy's stored form.
+func cardDigest(stored []byte) []byte {
+	d := sha256.Sum256(stored)
+	return d[:cardDigestSize]
 }
 
 // foldInput is what one payment entry contributes to its transaction's
@@ -99,6 +149,9 @@ type foldInput struct {
 	OccurredAt time.Time `json:"o"`
 	AltIDs     []string  `json:"x,omitempty"`
 	Card       bool      `json:"k,omitempty"`
+	// CardDigest is the digest of the entry's card copy (only in 'e'
+	// rows, from the time copies are kept; nil otherwise).
+	CardDigest []byte `json:"-"`
 }
 
 func foldInputOf(p *PaymentBody) *foldInput {
@@ -137,6 +190,7 @@ func (s *TxState) fold(seq uint64, txid string, p *foldInput) {
 	if p.Card {
 		c := seq
 		s.CardSeq = &c
+		s.cardDigest = p.CardDigest
 	}
 	if p.Type == TypeOpaque {
 		return

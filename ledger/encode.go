@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -200,7 +201,37 @@ func marshalTxState(s *TxState) ([]byte, error) {
 		b = append(b, `,"card_seq":`...)
 		b = strconv.AppendUint(b, *s.CardSeq, 10)
 	}
+	if s.Card != nil {
+		b = append(b, `,"card":`...)
+		b = appendCardCopy(b, s.Card)
+	}
 	return append(b, '}'), nil
+}
+
+// appendCardCopy appends json.Marshal(c), the stored form of a card copy
+// (whose digest an 'e' row holds).
+func appendCardCopy(b []byte, c *CardCopy) []byte {
+	b = append(b, `{"entry":`...)
+	b = appendJSONString(b, c.Entry)
+	b = append(b, `,"brand":`...)
+	b = appendJSONString(b, c.Brand)
+	b = append(b, `,"data_key":`...)
+	b = appendJSONString(b, c.DataKey)
+	b = append(b, `,"sealed":`...)
+	if c.Sealed == nil {
+		return append(b, "null}"...)
+	}
+	b = append(b, '{')
+	names := slices.Sorted(maps.Keys(c.Sealed))
+	for i, f := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, f)
+		b = append(b, ':')
+		b = appendJSONBytes(b, c.Sealed[f])
+	}
+	return append(b, "}}"...)
 }
 
 // appendJSONStrings appends a []string as encoding/json does (nil: null).

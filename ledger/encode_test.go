@@ -96,6 +96,10 @@ func TestMarshalTxStateMatchesEncodingJSON(t *testing.T) {
 			FirstSeen: at, LastUpdated: at, CapturedAt: at, StatusAt: at, Types: []string{TypeCaptured}, Seqs: []uint64{3, 7}, CardSeq: &seq},
 		{TransactionID: "pi_<&>", AltIDs: []string{"ch_1", "ch\"2"}, MerchantID: "ü", Refunded: -1, ChargedBack: 1 << 62,
 			FirstSeen: time.Unix(0, 0), Types: []string{}, Seqs: []uint64{}},
+		{TransactionID: "pay_2", Seqs: []uint64{7}, CardSeq: &seq, Card: &CardCopy{Entry: "01KC", Brand: "visa", DataKey: "dk_1",
+			Sealed: map[string][]byte{"last4": {1, 2}, "bin": {}, "card_token": []byte("<&>\xff")}}},
+		{TransactionID: "pay_3", Card: &CardCopy{Brand: "é\"", Sealed: map[string][]byte{}}},
+		{TransactionID: "pay_4", Card: &CardCopy{}},
 	} {
 		got, err := marshalTxState(s)
 		want, werr := json.Marshal(s)
@@ -121,6 +125,10 @@ func FuzzMarshalTxState(f *testing.F) {
 		if card {
 			s.CardSeq = &seq
 			s.CapturedAt = at
+			s.Card = &CardCopy{Entry: alt, Brand: typ, DataKey: merchant, Sealed: map[string][]byte{"last4": []byte(tx)}}
+			if amount%2 == 0 {
+				s.Card.Sealed[alt] = []byte(merchant) // any name, in order
+			}
 		}
 		got, err := marshalTxState(s)
 		want, werr := json.Marshal(s)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -10,19 +11,32 @@ import (
 // binary form, so that verify re-folds every transaction without decoding
 // JSON:
 //
-//	version(1)=1 flags(1: bit 0 = card)
+//	version(1)=1 flags(1: bit 0 = card, bit 1 = card digest)
 //	type merchant currency status    (uvarint length + bytes each)
 //	amount                           (varint)
 //	occurred_at                      (varint Unix seconds, uvarint nanoseconds, UTC)
 //	len(alt_ids) alt_ids...          (uvarint count, then length + bytes each)
+//	card digest                      (cardDigestSize bytes, if flag bit 1)
+//
+// The card digest is that of the entry's card copy (CardCopy), which the
+// transaction's state row holds for its latest card entry; rows written
+// before copies were kept have none.
 const foldRowVersion = 1
+
+const (
+	foldFlagCard   = 1 << 0
+	foldFlagDigest = 1 << 1
+)
 
 var errBadFoldRow = errors.New("malformed payment entry row")
 
 func appendFoldRow(b []byte, in *foldInput) []byte {
 	var flags byte
 	if in.Card {
-		flags |= 1
+		flags |= foldFlagCard
+	}
+	if in.CardDigest != nil {
+		flags |= foldFlagDigest
 	}
 	b = append(b, foldRowVersion, flags)
 	for _, s := range [...]string{in.Type, in.Merchant, in.Currency, in.Status} {
@@ -36,7 +50,7 @@ func appendFoldRow(b []byte, in *foldInput) []byte {
 	for _, id := range in.AltIDs {
 		b = appendBytesField(b, id)
 	}
-	return b
+	return append(b, in.CardDigest...)
 }
 
 func appendBytesField(b []byte, s string) []byte {
@@ -51,7 +65,7 @@ func parseFoldRow(b []byte) (*foldInput, error) {
 		return nil, errBadFoldRow
 	}
 	flags := r.byte()
-	in := &foldInput{Card: flags&1 != 0}
+	in := &foldInput{Card: flags&foldFlagCard != 0}
 	in.Type, in.Merchant, in.Currency, in.Status = r.string(), r.string(), r.string(), r.string()
 	in.Amount = r.varint()
 	sec, nsec := r.varint(), r.uvarint()
@@ -67,7 +81,14 @@ func parseFoldRow(b []byte) (*foldInput, error) {
 	} else if n > 0 {
 		r.bad = true
 	}
-	if r.bad || flags&^1 != 0 || len(r.b) != 0 {
+	if flags&foldFlagDigest != 0 {
+		// Only a card entry has a card copy.
+		if flags&foldFlagCard == 0 || len(r.b) != cardDigestSize {
+			return nil, errBadFoldRow
+		}
+		in.CardDigest, r.b = bytes.Clone(r.b), nil // r.b may be an iterator's
+	}
+	if r.bad || flags&^(foldFlagCard|foldFlagDigest) != 0 || len(r.b) != 0 {
 		return nil, errBadFoldRow
 	}
 	return in, nil

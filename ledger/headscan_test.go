@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -112,5 +114,86 @@ func TestFoldRowRoundTrip(t *testing.T) {
 	}
 	if _, err := parseFoldRow(append(row, 0)); err == nil {
 		t.Fatal("parseFoldRow accepted trailing bytes")
+	}
+
+	// A card entry's row ends with its card copy's digest.
+	in.CardDigest = cardDigest([]byte(`{"entry":"e1"}`))
+	row = appendFoldRow(nil, in)
+	if got, err := parseFoldRow(row); err != nil || !reflect.DeepEqual(got, in) {
+		t.Fatalf("parseFoldRow = %+v, %v; want %+v", got, err, in)
+	}
+	for n := range row {
+		if _, err := parseFoldRow(row[:n]); err == nil {
+			t.Fatalf("parseFoldRow accepted a row with a digest cut at %d bytes", n)
+		}
+	}
+	if _, err := parseFoldRow(append(row, 0)); err == nil {
+		t.Fatal("parseFoldRow accepted a digest with a trailing byte")
+	}
+	noCard := slices.Clone(row)
+	noCard[1] &^= foldFlagCard
+	if _, err := parseFoldRow(noCard); err == nil {
+		t.Fatal("parseFoldRow accepted a card digest in the row of an entry without a card")
+	}
+}
+
+// expectPaymentFast adds the rows the decoding reference adds, card
+// digests included, for payment entries with and without card fields.
+func TestExpectPaymentFastMatchesDecoded(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	base := paymentRecord("pay_1", TypeCaptured, 100, at)
+	stripe := withCard(paymentRecord("pi_2", TypeAuthorized, 5, at), 2)
+	delete(stripe.Body.(PaymentBody).Sealed, "bin")
+	delete(stripe.Body.(PaymentBody).Sealed, "card_token")
+	noTx := withCard(paymentRecord("", TypeOpaque, 0, at), 3)
+	emptyCT := withCard(paymentRecord("pay_4", TypeCaptured, 1, at), 4)
+	emptyCT.Body.(PaymentBody).Sealed["last4"] = []byte{}
+	for i, rec := range []Record{base, withCard(base, 1), stripe, noTx, emptyCT} {
+		rec.Unique = &Unique{Key: fmt.Sprintf("webhook/dev/%d", i), Digest: []byte{1, 2}}
+		// Without sealed fields it takes the decoding path.
+		checkExpectPaymentFast(t, uint64(10+i), rec, len(rec.Body.(PaymentBody).Sealed) > 0)
+	}
+}
+
+func FuzzExpectPaymentFast(f *testing.F) {
+	f.Add("pay_1", "visa", "dk_1", []byte("bin"), []byte("last4"), []byte("tok"), true, true)
+	f.Fuzz(func(t *testing.T, tx, brand, dk string, bin, last4, token []byte, hasBin, hasToken bool) {
+		rec := paymentRecord(tx, TypeCaptured, 7, time.Unix(1764000000, 0).UTC())
+		p := rec.Body.(PaymentBody)
+		p.Brand, p.DataKey = brand, dk
+		p.Sealed = map[string][]byte{"last4": last4, "raw": {0}}
+		if hasBin {
+			p.Sealed["bin"] = bin
+		}
+		if hasToken {
+			p.Sealed["card_token"] = token
+		}
+		rec.Body = p
+		checkExpectPaymentFast(t, 3, rec, false)
+	})
+}
+
+// checkExpectPaymentFast compares the fast path with the decoding one on
+// rec's entry; with mustBeFast the fast path must not fall back.
+func checkExpectPaymentFast(t *testing.T, seq uint64, rec Record, mustBeFast bool) {
+	t.Helper()
+	enc, err := encodeRecord(&rec)
+	if err != nil {
+		return // not a record the ledger would append
+	}
+	b := newEntry(seq, enc).Bytes()
+	for _, copies := range []bool{true, false} {
+		var fast, decoded msetHash
+		ok, fastPayment, ferr := expectPaymentFast(&fast, seq, b, copies)
+		if !ok {
+			if mustBeFast {
+				t.Fatalf("expectPaymentFast fell back on %s", b)
+			}
+			return
+		}
+		decodedPayment, derr := expectEntryIndexesDecoded(&decoded, seq, b, copies)
+		if fast != decoded || fastPayment != decodedPayment || (ferr == nil) != (derr == nil) {
+			t.Fatalf("copies %v: expectPaymentFast = %v, %v, %v; decoded %v, %v, %v\nentry %s", copies, fast, fastPayment, ferr, decoded, decodedPayment, derr, b)
+		}
 	}
 }

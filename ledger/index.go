@@ -41,9 +41,17 @@ func byIDKey(id string) []byte    { return key(tagIndex, idxByID, id) }
 
 func txEntryKey(txid string, seq uint64) []byte { return key(tagIndex, idxTxEntry, txid, seq) }
 
-// txEntryRow returns the 'e' row of payment entry seq (see foldrow.go).
-func txEntryRow(seq uint64, p *PaymentBody) (k, v []byte) {
-	return txEntryKey(p.TransactionID, seq), appendFoldRow(nil, foldInputOf(p))
+// txEntryRow returns the 'e' row of payment entry seq, whose id is
+// entryID (see foldrow.go), and the entry's card copy (nil if it is not a
+// card entry). Without copies, it is the row of an entry appended before
+// card copies were kept: no copy, no digest.
+func txEntryRow(seq uint64, entryID string, p *PaymentBody, copies bool) (k, v []byte, card *CardCopy) {
+	in := foldInputOf(p)
+	if in.Card && copies {
+		card = cardCopyOf(entryID, p)
+		in.CardDigest = cardDigest(appendCardCopy(nil, card))
+	}
+	return txEntryKey(p.TransactionID, seq), appendFoldRow(nil, in), card
 }
 
 func listKeys(s *TxState) [][]byte {
@@ -230,7 +238,7 @@ func indexEntry(w *overlayBatch, e *Entry, body any) error {
 		if !ok {
 			return fmt.Errorf("failed to index entry: payment body is %T", body)
 		}
-		return indexPayment(w, e.Seq, p)
+		return indexPayment(w, e.Seq, e.ID, p)
 	case KindAccess:
 		return w.Set(key(tagIndex, idxAccess, e.Time, e.Seq), nil, nil)
 	case KindReconciliation, KindSubjectRequest:
@@ -239,7 +247,7 @@ func indexEntry(w *overlayBatch, e *Entry, body any) error {
 	return nil
 }
 
-func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
+func indexPayment(w *overlayBatch, seq uint64, entryID string, p *PaymentBody) error {
 	if p.TransactionID == "" {
 		return nil
 	}
@@ -252,11 +260,16 @@ func indexPayment(w *overlayBatch, seq uint64, p *PaymentBody) error {
 	}
 	// The fields the list rows are keyed by, before this event.
 	old := TxState{TransactionID: s.TransactionID, MerchantID: s.MerchantID, FirstSeen: s.FirstSeen, CapturedAt: s.CapturedAt}
-	ek, ev := txEntryRow(seq, p)
+	// Appends are past the ledger's size when it was opened, so past the
+	// first entry with card copies.
+	ek, ev, card := txEntryRow(seq, entryID, p, true)
 	if err := w.Set(ek, ev, nil); err != nil {
 		return err
 	}
 	s.fold(seq, p.TransactionID, foldInputOf(p))
+	if card != nil {
+		s.Card = card
+	}
 	v, err := marshalTxState(s)
 	if err != nil {
 		return err
@@ -317,41 +330,55 @@ func refoldTx(r reader, stored *TxState) (*TxState, error) {
 		}
 		var e struct {
 			Kind Kind         `json:"kind"`
+			ID   string       `json:"id"`
 			Body lightPayment `json:"body"`
 		}
 		if !bytes.HasPrefix(v, entryPrefix(nil, seq)) || json.Unmarshal(v, &e) != nil {
 			return nil, &TamperedError{Seq: seq, Reason: "entry bytes do not decode"}
 		}
-		p := e.Body.payment()
+		p, err := e.Body.payment()
+		if err != nil {
+			return nil, &TamperedError{Seq: seq, Reason: "entry bytes do not decode"}
+		}
 		if e.Kind != KindPayment || p.TransactionID != stored.TransactionID {
 			return nil, &TamperedError{Seq: seq, Reason: "transaction index names an entry of another transaction"}
 		}
-		s.fold(seq, p.TransactionID, foldInputOf(&p))
+		in := foldInputOf(&p)
+		s.fold(seq, p.TransactionID, in)
+		if in.Card {
+			s.Card = cardCopyOf(e.ID, &p)
+		}
 	}
 	return s, nil
 }
 
-// lightPayment decodes a payment body without decoding its ciphertexts:
-// folding needs only the names of the sealed fields.
+// lightPayment decodes a payment body without decoding most of its
+// ciphertexts: folding needs only the names of the sealed fields, and the
+// card copy the card fields.
 type lightPayment struct {
 	PaymentBody
-	Sealed map[string]present `json:"sealed"`
+	Sealed map[string]borrowedJSON `json:"sealed"`
 }
 
-// payment returns the body with the sealed field names (and nil values).
-func (lp *lightPayment) payment() PaymentBody {
+// payment returns the body with the sealed field names, and nil values
+// but for the card fields. It fails if those do not decode.
+func (lp *lightPayment) payment() (PaymentBody, error) {
 	p := lp.PaymentBody
 	p.Sealed = make(map[string][]byte, len(lp.Sealed))
 	for f := range lp.Sealed {
 		p.Sealed[f] = nil
 	}
-	return p
+	for _, f := range CardFields {
+		if raw, ok := lp.Sealed[f]; ok {
+			var ct []byte
+			if err := json.Unmarshal(raw, &ct); err != nil {
+				return PaymentBody{}, err
+			}
+			p.Sealed[f] = ct
+		}
+	}
+	return p, nil
 }
-
-// present decodes any JSON value into nothing.
-type present struct{}
-
-func (*present) UnmarshalJSON([]byte) error { return nil }
 
 // indexRowsOf lists the immutable-per-entry index rows of e (not the
 // aggregate transaction rows), with their expected values, for verify.

@@ -40,6 +40,10 @@ var (
 	// metaApplied holds the log position of the last record applied
 	// (cluster mode), written in the batch that applies it.
 	metaApplied = []byte("aapplied")
+	// metaCardCopiesFrom holds the sequence number from which payment
+	// entries have card copies (CardCopy) and 'e' rows their digests:
+	// the size of the ledger when a build keeping them first opened it.
+	metaCardCopiesFrom = []byte("acard_copies_from")
 	// metaLegacyID marks a store of the pre-release layout, which kept
 	// tree nodes and checkpoints in tables of their own.
 	metaLegacyID = []byte("mledger_id")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -130,6 +131,9 @@ type Ledger struct {
 	// txStates caches decoded transaction states for the appender, which
 	// is their only writer; see overlayBatch.txState.
 	txStates *lru.Cache[string, *TxState]
+	// cardCopiesFrom is the first sequence number whose entry has a card
+	// copy, if a card entry (loadCardCopiesFrom).
+	cardCopiesFrom uint64
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
@@ -244,6 +248,28 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		go l.checkpointLoop()
 	}
 	return l, nil
+}
+
+// loadCardCopiesFrom returns the sequence number from which entries have
+// card copies. A writable open of a ledger without the row writes it:
+// entries from its size on get them. A read-only open of such a ledger
+// (written before card copies were kept) expects none.
+func loadCardCopiesFrom(db *pebble.DB, size uint64, readOnly bool) (uint64, error) {
+	v, ok, err := get(db, metaCardCopiesFrom)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("failed to read ledger layout: %w", err)
+	case ok && len(v) == 8:
+		return binary.BigEndian.Uint64(v), nil
+	case ok:
+		return 0, &TamperedError{Index: true, Reason: "malformed card copies row"}
+	case readOnly:
+		return math.MaxUint64, nil
+	}
+	if err := db.Set(metaCardCopiesFrom, u64(size), pebble.Sync); err != nil {
+		return 0, fmt.Errorf("failed to write ledger layout: %w", err)
+	}
+	return size, nil
 }
 
 // noLockFS is a file system whose Lock takes no lock and touches no file.
@@ -461,6 +487,9 @@ func (l *Ledger) load() error {
 	// refuses.
 	if stray && !l.opts.ReadOnly {
 		return &TamperedError{Seq: size, Reason: "rows after the last entry"}
+	}
+	if l.cardCopiesFrom, err = loadCardCopiesFrom(l.db, size, l.opts.ReadOnly); err != nil {
+		return err
 	}
 	l.rng, err = loadTree(l.db, size)
 	if err != nil && !l.opts.ReadOnly {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -98,6 +99,19 @@ func paymentRecord(tx, typ string, amount int64, at time.Time) Record {
 			Amount: amount, Currency: "USD", Status: strings.TrimPrefix(typ, "payment."), OccurredAt: at,
 		},
 	}
+}
+
+// withCard gives a payment record sealed card fields (stand-in
+// ciphertexts: the ledger never opens them) and a raw payload.
+func withCard(r Record, i int) Record {
+	p := r.Body.(PaymentBody)
+	p.Brand, p.DataKey = "visa", fmt.Sprintf("dk_%032x", i)
+	p.Sealed = map[string][]byte{
+		"bin": []byte(fmt.Sprintf("sealed-bin-%d", i)), "last4": []byte(fmt.Sprintf("sealed-last4-%d", i)),
+		"card_token": []byte(fmt.Sprintf("sealed-token-%d\x00\xff", i)), "raw": []byte("sealed-raw"),
+	}
+	r.Body = p
+	return r
 }
 
 func TestAppendProofsAndCheckpoints(t *testing.T) {
@@ -309,6 +323,9 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			var r Record
 			if i%2 == 0 {
 				r = paymentRecord(fmt.Sprintf("pay_%d", i/4), TypeCaptured, int64(100+i), t0.Add(time.Duration(i)*time.Second))
+				if i%4 == 0 {
+					r = withCard(r, i)
+				}
 			} else {
 				r = adminRecord(i)
 			}
@@ -402,6 +419,29 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			v := []byte(strings.Replace(string(mustGet(t, db, txStateKey("pay_0"))), `"amount_captured":102`, `"amount_captured":1`, 1))
 			db.Set(txStateKey("pay_0"), v, pebble.Sync)
 		}},
+		{"edit a transaction index's card copy", 0, func(db *pebble.DB) {
+			v := mustGet(t, db, txStateKey("pay_1"))
+			if !bytes.Contains(v, []byte(`"brand":"visa"`)) {
+				t.Fatalf("state of pay_1 has no card copy: %s", v)
+			}
+			db.Set(txStateKey("pay_1"), bytes.Replace(v, []byte(`"brand":"visa"`), []byte(`"brand":"amex"`), 1), pebble.Sync)
+		}},
+		{"edit a transaction index's card copy: swap two", 0, func(db *pebble.DB) {
+			a, b := mustGet(t, db, txStateKey("pay_1")), mustGet(t, db, txStateKey("pay_2"))
+			ia, ib := bytes.Index(a, cardMember), bytes.Index(b, cardMember)
+			db.Set(txStateKey("pay_1"), append(a[:ia:ia], b[ib:]...), pebble.Sync)
+			db.Set(txStateKey("pay_2"), append(b[:ib:ib], a[ia:]...), pebble.Sync)
+		}},
+		{"edit a transaction index's card copy: drop it", 0, func(db *pebble.DB) {
+			v := mustGet(t, db, txStateKey("pay_1"))
+			db.Set(txStateKey("pay_1"), append(v[:bytes.Index(v, cardMember)], '}'), pebble.Sync)
+		}},
+		{"edit a payment entry row's card digest", 0, func(db *pebble.DB) {
+			k := txEntryKey("pay_1", 4)
+			v := mustGet(t, db, k)
+			v[len(v)-1] ^= 1
+			db.Set(k, v, pebble.Sync)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, keys := build(t)
@@ -419,6 +459,18 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			// Rows found wrong by the multiset comparison are not one
 			// entry's fault: they report Index instead of a seq.
 			wantIndex := strings.HasPrefix(tc.name, "delete a derived") || strings.HasPrefix(tc.name, "add a stray") || strings.HasPrefix(tc.name, "edit a payment entry row") || strings.HasPrefix(tc.name, "edit a transaction index")
+			if tc.name == "flip amount" {
+				// The untampered store verifies.
+				clean, keys := build(t)
+				l, err := Open(ctx, Options{Dir: clean, ReadOnly: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				if _, err := l.Verify(ctx, keys.verifiers(t), nil); err != nil {
+					t.Fatalf("Verify of the untampered store: %v", err)
+				}
+			}
 			if te.Index != wantIndex || (!wantIndex && te.Seq != tc.wantSeq) {
 				t.Fatalf("Verify: %v (index %v); want seq %d, index %v", err, te.Index, tc.wantSeq, wantIndex)
 			}
@@ -961,5 +1013,90 @@ func TestRecordIDsNeverLookLikeCardNumbers(t *testing.T) {
 	}
 	if longestDigitRun("ab1234567890123c") != 13 || longestDigitRun("abc") != 0 {
 		t.Fatal("longestDigitRun miscounts")
+	}
+}
+
+// TestLedgerWithoutCardCopies: a ledger written before card copies were
+// kept (states without one, 'e' rows without a digest) verifies, and the
+// states of its transactions gain a copy with their next card entry only,
+// verifying still.
+func TestLedgerWithoutCardCopies(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var keys testKeys
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	l := openTest(t, dir, &keys)
+	for i, tx := range []string{"pay_old1", "pay_old2"} {
+		if _, err := l.Append(ctx, withCard(paymentRecord(tx, TypeAuthorized, 10, t0.Add(time.Duration(i)*time.Second)), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Strip the copies and digests, as the earlier writer left them.
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq, tx := range []string{"pay_old1", "pay_old2"} {
+		v := mustGet(t, db, txStateKey(tx))
+		i := bytes.Index(v, cardMember)
+		if i < 0 {
+			t.Fatalf("state of %s has no card copy: %s", tx, v)
+		}
+		db.Set(txStateKey(tx), append(v[:i:i], '}'), pebble.Sync)
+		k := txEntryKey(tx, uint64(seq))
+		row := mustGet(t, db, k)
+		row[1] &^= foldFlagDigest
+		db.Set(k, row[:len(row)-cardDigestSize], pebble.Sync)
+	}
+	// ... and without the row that says from where copies are kept.
+	db.Delete(metaCardCopiesFrom, pebble.Sync)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A read-only open (verify of a copy) expects no copies and writes
+	// nothing.
+	ro, err := Open(ctx, Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Verify(ctx, keys.verifiers(t), nil); err != nil {
+		t.Fatalf("read-only Verify of the old rows: %v", err)
+	}
+	ro.Close()
+
+	l = openTest(t, dir, &keys)
+	defer l.Close()
+	verify := func(when string) {
+		t.Helper()
+		if _, err := l.Verify(ctx, keys.verifiers(t), nil); err != nil {
+			t.Fatalf("Verify %s: %v", when, err)
+		}
+	}
+	verify("of the old rows")
+	for _, tx := range []string{"pay_old1", "pay_old2"} {
+		if s, err := l.Transaction(tx); err != nil || s.Card != nil || s.CardSeq == nil {
+			t.Fatalf("old %s: %+v, %v; want a card entry and no copy", tx, s, err)
+		}
+	}
+	// A capture without a card keeps the state without a copy; a card
+	// entry brings one.
+	if _, err := l.Append(ctx, paymentRecord("pay_old1", TypeCaptured, 10, t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Append(ctx, withCard(paymentRecord("pay_old2", TypeCaptured, 10, t0.Add(time.Minute)), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify("after new events")
+	if s, err := l.Transaction("pay_old1"); err != nil || s.Card != nil {
+		t.Fatalf("pay_old1 after a capture: %+v, %v; want no copy", s, err)
+	}
+	s, err := l.Transaction("pay_old2")
+	if err != nil || s.Card == nil || *s.CardSeq != res.Seq || string(s.Card.Sealed["last4"]) != "sealed-last4-7" || s.Card.DataKey != fmt.Sprintf("dk_%032x", 7) {
+		t.Fatalf("pay_old2 after a card entry: %+v, %v; want its copy", s, err)
 	}
 }

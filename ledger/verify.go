@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,13 +198,14 @@ func prefixIter(r snapReader, prefix []byte) (*pebble.Iterator, error) {
 // leaves and derive their expected index rows, and verifyTree folds the
 // results into the tree in sequence order.
 type verifyChunk struct {
-	first   uint64         // sequence number of the first entry
-	buf     []byte         // entry bytes, back to back
-	ends    []int          // end of each entry in buf
-	rows    []byte         // stored hash rows, back to back
-	rowEnds []int          // end of each hash row in rows
-	cps     map[int][]byte // checkpoint stored after entry i (tree size first+i+1)
-	err     error          // what the reader found after the last entry
+	first      uint64         // sequence number of the first entry
+	copiesFrom uint64         // the ledger's first sequence number with card copies
+	buf        []byte         // entry bytes, back to back
+	ends       []int          // end of each entry in buf
+	rows       []byte         // stored hash rows, back to back
+	rowEnds    []int          // end of each hash row in rows
+	cps        map[int][]byte // checkpoint stored after entry i (tree size first+i+1)
+	err        error          // what the reader found after the last entry
 
 	// Set by a worker before done is closed.
 	leaves   []byte   // 32-byte leaf hash of each entry
@@ -250,11 +253,12 @@ func (l *Ledger) verifyTree(ctx context.Context, r snapReader, verifiers note.Ve
 	free := make(chan *verifyChunk, 2*verifyChunksAhead+2)
 	for range cap(free) {
 		free <- &verifyChunk{
-			buf:     make([]byte, 0, verifyChunkBytes+16<<10),
-			ends:    make([]int, 0, verifyChunkEntries),
-			rows:    make([]byte, 0, 32*8*verifyChunkEntries),
-			rowEnds: make([]int, 0, verifyChunkEntries),
-			leaves:  make([]byte, 0, 32*verifyChunkEntries),
+			copiesFrom: l.cardCopiesFrom,
+			buf:        make([]byte, 0, verifyChunkBytes+16<<10),
+			ends:       make([]int, 0, verifyChunkEntries),
+			rows:       make([]byte, 0, 32*8*verifyChunkEntries),
+			rowEnds:    make([]int, 0, verifyChunkEntries),
+			leaves:     make([]byte, 0, 32*verifyChunkEntries),
 		}
 	}
 	var wg sync.WaitGroup
@@ -416,7 +420,7 @@ func readChunks(it *pebble.Iterator, free <-chan *verifyChunk, ordered, work cha
 
 func (c *verifyChunk) reset(first uint64) {
 	*c = verifyChunk{
-		first: first, buf: c.buf[:0], ends: c.ends[:0], rows: c.rows[:0], rowEnds: c.rowEnds[:0],
+		first: first, copiesFrom: c.copiesFrom, buf: c.buf[:0], ends: c.ends[:0], rows: c.rows[:0], rowEnds: c.rowEnds[:0],
 		leaves: c.leaves[:0], done: make(chan struct{}),
 	}
 }
@@ -438,7 +442,7 @@ func (c *verifyChunk) check() {
 			}
 			return
 		}
-		isPayment, err := expectEntryIndexes(&c.expected, seq, b)
+		isPayment, err := expectEntryIndexes(&c.expected, seq, b, seq >= c.copiesFrom)
 		if err != nil {
 			c.bad = err
 			return
@@ -514,8 +518,10 @@ var (
 
 // expectEntryIndexes adds the per-entry index rows of the canonical entry
 // bytes b to expected. It reports whether b is a payment entry with a
-// transaction id; transaction rows are checked by verifyIndexes.
-func expectEntryIndexes(expected *msetHash, seq uint64, b []byte) (bool, error) {
+// transaction id; transaction rows are checked by verifyIndexes. copies
+// says whether the entry was appended since card copies were kept, so
+// that its 'e' row has the digest of its card copy if it has a card.
+func expectEntryIndexes(expected *msetHash, seq uint64, b []byte, copies bool) (bool, error) {
 	need := bytes.Contains(b, uniqueMarker)
 	for _, k := range kindNeedsIndex {
 		need = need || bytes.Contains(b[:min(len(b), 64)], k)
@@ -523,9 +529,15 @@ func expectEntryIndexes(expected *msetHash, seq uint64, b []byte) (bool, error) 
 	if !need {
 		return false, nil
 	}
-	if ok, isPayment, err := expectPaymentFast(expected, seq, b); ok {
+	if ok, isPayment, err := expectPaymentFast(expected, seq, b, copies); ok {
 		return isPayment, err
 	}
+	return expectEntryIndexesDecoded(expected, seq, b, copies)
+}
+
+// expectEntryIndexesDecoded is expectEntryIndexes by decoding the entry:
+// the reference expectPaymentFast is tested against, and its fallback.
+func expectEntryIndexesDecoded(expected *msetHash, seq uint64, b []byte, copies bool) (bool, error) {
 	var v verifyView
 	if err := json.Unmarshal(b, &v); err != nil {
 		return false, &TamperedError{Seq: seq, Reason: "entry bytes do not decode"}
@@ -545,8 +557,11 @@ func expectEntryIndexes(expected *msetHash, seq uint64, b []byte) (bool, error) 
 	if lp.TransactionID == "" {
 		return false, nil
 	}
-	p := lp.payment()
-	k, val := txEntryRow(seq, &p)
+	p, err := lp.payment()
+	if err != nil {
+		return false, &TamperedError{Seq: seq, Reason: "payment body does not decode"}
+	}
+	k, val, _ := txEntryRow(seq, v.ID, &p, copies)
 	expected.add(k, val)
 	return true, nil
 }
@@ -586,12 +601,13 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 				return err
 			}
 			// The appender writes the state's JSON, so the stored bytes
-			// must be exactly the re-folded state's.
+			// must be exactly the re-folded state's, with the card
+			// copy the card entry's row has the digest of.
 			want, err := marshalTxState(got)
 			if err != nil {
 				return err
 			}
-			if !bytes.Equal(it.Value(), want) {
+			if !txStateMatches(it.Value(), want, got.cardDigest) {
 				return indexTampered(fmt.Sprintf("state of transaction %q does not match its payment entry rows", got.TransactionID))
 			}
 			rep.folded += uint64(len(got.Seqs))
@@ -619,6 +635,28 @@ func verifyIndexes(ctx context.Context, r snapReader, rep *indexReport) error {
 	}
 	rep.entryRows = actualEntryRows
 	return nil
+}
+
+var cardMember = []byte(`,"card":`)
+
+// txStateMatches reports whether a stored state row is want, the JSON of
+// a state re-folded from 'e' rows (which has no card copy), with the card
+// copy whose digest is digest as its last member, or without one if
+// digest is nil.
+func txStateMatches(stored, want, digest []byte) bool {
+	if digest == nil {
+		return bytes.Equal(stored, want)
+	}
+	head := want[:len(want)-1] // without the closing brace
+	rest, ok := bytes.CutPrefix(stored, head)
+	if !ok {
+		return false
+	}
+	card, ok := bytes.CutPrefix(rest, cardMember)
+	if !ok || len(card) < 2 || card[len(card)-1] != '}' {
+		return false
+	}
+	return bytes.Equal(cardDigest(card[:len(card)-1]), digest)
 }
 
 // msetHash is an additive multiset hash: the sum modulo 2^256 of
@@ -728,7 +766,7 @@ var (
 // The markers cannot occur inside JSON strings (their quotes would be
 // escaped), and every byte of b is covered by the leaf hash, so only the
 // ledger's own writer decides what these slices hold.
-func expectPaymentFast(expected *msetHash, seq uint64, b []byte) (ok, isPayment bool, err error) {
+func expectPaymentFast(expected *msetHash, seq uint64, b []byte, copies bool) (ok, isPayment bool, err error) {
 	rest := b[len(entryPrefix(nil, seq)):]
 	if !bytes.HasPrefix(rest, paymentKindPrefix) {
 		return false, false, nil
@@ -756,15 +794,62 @@ func expectPaymentFast(expected *msetHash, seq uint64, b []byte) (ok, isPayment 
 		return true, false, nil
 	}
 	// Sealed is non-empty here (the marker was found); the fold needs to
-	// know whether it holds card fields.
-	sealed := b[i+j+len(sealedMarker)-1:]
-	p.Sealed = map[string][]byte{}
-	for _, f := range []string{"card_token", "last4"} {
-		if bytes.Contains(sealed, []byte(`"`+f+`":`)) {
-			p.Sealed[f] = nil
-		}
+	// know whether it holds card fields, the card copy their values.
+	id, ok := scanEntryID(rest[len(paymentKindPrefix):])
+	if !ok {
+		return false, false, nil
 	}
-	k, v := txEntryRow(seq, &p)
+	p.Sealed, ok = scanCardFields(b[i+j+len(sealedMarker)-1:])
+	if !ok {
+		return false, false, nil
+	}
+	k, v, _ := txEntryRow(seq, id, &p, copies)
 	expected.add(k, v)
 	return true, true, nil
+}
+
+var idMarker = []byte(`"id":"`)
+
+// scanEntryID returns the id at the start of b, the rest of an entry
+// after its kind: `"id":"...",`.
+func scanEntryID(b []byte) (string, bool) {
+	if !bytes.HasPrefix(b, idMarker) {
+		return "", false
+	}
+	s, n, ok := scanString(b[len(idMarker)-1:])
+	if !ok || len(b) <= len(idMarker)-1+n || b[len(idMarker)-1+n] != ',' {
+		return "", false
+	}
+	return string(s), true
+}
+
+// scanCardFields decodes the sealed object at the start of b as
+// lightPayment.payment would: every field name, with the values of the
+// card fields (ciphertexts are base64 strings, so the object ends at the
+// first closing brace).
+func scanCardFields(b []byte) (map[string][]byte, bool) {
+	end := bytes.IndexByte(b, '}')
+	if end < 0 {
+		return nil, false
+	}
+	sealed := map[string][]byte{}
+	ok := scanObject(b[:end+1], false, func(key []byte, kind jsonKind, val []byte) bool {
+		if kind != jsonString {
+			return false
+		}
+		f := string(key)
+		if _, dup := sealed[f]; dup {
+			return false // json.Unmarshal would keep the last; refuse
+		}
+		sealed[f] = nil
+		if slices.Contains(CardFields[:], f) {
+			ct, err := base64.StdEncoding.DecodeString(string(val))
+			if err != nil {
+				return false
+			}
+			sealed[f] = ct
+		}
+		return true
+	})
+	return sealed, ok
 }
