@@ -222,14 +222,31 @@ func appendCardCopy(b []byte, c *CardCopy) []byte {
 		return append(b, "null}"...)
 	}
 	b = append(b, '{')
-	names := slices.Sorted(maps.Keys(c.Sealed))
-	for i, f := range names {
-		if i > 0 {
+	// CardFields is in json.Marshal's (sorted) order; any other name
+	// (only in a state row written by hand) sorts them all.
+	names := CardFields[:]
+	n := 0
+	for _, f := range CardFields {
+		if _, ok := c.Sealed[f]; ok {
+			n++
+		}
+	}
+	if n != len(c.Sealed) {
+		names = slices.Sorted(maps.Keys(c.Sealed))
+	}
+	first := true
+	for _, f := range names {
+		v, ok := c.Sealed[f]
+		if !ok {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = appendJSONString(b, f)
 		b = append(b, ':')
-		b = appendJSONBytes(b, c.Sealed[f])
+		b = appendJSONBytes(b, v)
 	}
 	return append(b, "}}"...)
 }

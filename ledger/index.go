@@ -49,7 +49,7 @@ func txEntryRow(seq uint64, entryID string, p *PaymentBody, copies bool) (k, v [
 	in := foldInputOf(p)
 	if in.Card && copies {
 		card = cardCopyOf(entryID, p)
-		in.CardDigest = cardDigest(appendCardCopy(nil, card))
+		in.CardDigest = cardDigest(appendCardCopy(make([]byte, 0, 512), card))
 	}
 	return txEntryKey(p.TransactionID, seq), appendFoldRow(nil, in), card
 }

@@ -825,6 +825,8 @@ func TestNonCanonicalValuesStillVerify(t *testing.T) {
 	r := paymentRecord("pay_\xff1", TypeCaptured, 100, at)
 	p := r.Body.(PaymentBody)
 	p.MerchantID, p.Status, p.AltIDs = "m\xc3", "captured\xff", []string{"ch_\xfe"}
+	p.Brand, p.DataKey = "visa\xff", "dk_\xfe<"
+	p.Sealed = map[string][]byte{"last4": {0xff, '"'}, "bin": {}, "raw": {1}}
 	r.Body = &p
 	if _, err := l.Append(ctx, r); err != nil {
 		t.Fatal(err)
@@ -833,7 +835,7 @@ func TestNonCanonicalValuesStillVerify(t *testing.T) {
 		t.Fatalf("honest ledger fails verify: %v", err)
 	}
 	s, err := l.Transaction("pay_\uFFFD1")
-	if err != nil || s.MerchantID != "m\uFFFD" || !s.FirstSeen.Equal(at) {
+	if err != nil || s.MerchantID != "m\uFFFD" || !s.FirstSeen.Equal(at) || s.Card == nil || s.Card.Brand != "visa\uFFFD" {
 		t.Fatalf("Transaction = %+v, %v", s, err)
 	}
 	if p.MerchantID != "m\xc3" {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -823,33 +822,42 @@ func scanEntryID(b []byte) (string, bool) {
 	return string(s), true
 }
 
-// scanCardFields decodes the sealed object at the start of b as
-// lightPayment.payment would: every field name, with the values of the
-// card fields (ciphertexts are base64 strings, so the object ends at the
-// first closing brace).
+// scanCardFields returns the card fields of the sealed object at the
+// start of b (the rest of the entry), decoded as lightPayment.payment
+// decodes them; the other sealed fields it leaves out, as no row depends
+// on them. Ciphertexts are base64 strings, so the object ends at the
+// first closing brace, and `"name":"` after a brace or comma is a
+// member's start wherever it occurs: no value contains a quote, and a
+// name with one would be escaped.
 func scanCardFields(b []byte) (map[string][]byte, bool) {
 	end := bytes.IndexByte(b, '}')
-	if end < 0 {
+	if end < 0 || b[0] != '{' {
 		return nil, false
 	}
+	obj := b[:end+1]
 	sealed := map[string][]byte{}
-	ok := scanObject(b[:end+1], false, func(key []byte, kind jsonKind, val []byte) bool {
-		if kind != jsonString {
-			return false
+	var marker [16]byte
+	for _, f := range CardFields {
+		m := append(append(append(marker[:0], '"'), f...), `":"`...)
+		i := bytes.Index(obj, m)
+		if i < 0 {
+			continue
 		}
-		f := string(key)
-		if _, dup := sealed[f]; dup {
-			return false // json.Unmarshal would keep the last; refuse
+		// A name occurs once: the ledger's writer wrote these bytes (the
+		// leaf hash covers them).
+		if obj[i-1] != '{' && obj[i-1] != ',' {
+			return nil, false
 		}
-		sealed[f] = nil
-		if slices.Contains(CardFields[:], f) {
-			ct, err := base64.StdEncoding.DecodeString(string(val))
-			if err != nil {
-				return false
-			}
-			sealed[f] = ct
+		val := obj[i+len(m):]
+		q := bytes.IndexByte(val, '"')
+		if q < 0 {
+			return nil, false
 		}
-		return true
-	})
-	return sealed, ok
+		ct, err := base64.StdEncoding.DecodeString(string(val[:q]))
+		if err != nil {
+			return nil, false
+		}
+		sealed[f] = ct
+	}
+	return sealed, true
 }
