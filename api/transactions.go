@@ -655,13 +655,14 @@ func (s *Server) cardFromEntries(ctx context.Context, st *ledger.TxState, entrie
 		if b.Brand != "" {
 			brand = b.Brand
 		}
-		return s.openCard(ctx, pe.entry.ID, brand, b.DataKey, b.Sealed)
+		sealed := ledger.CardSealed{BIN: b.Sealed[fieldBIN], Token: b.Sealed[fieldCardToken], Last4: b.Sealed[fieldLast4]}
+		return s.openCard(ctx, pe.entry.ID, brand, b.DataKey, sealed)
 	}
 	return cardView{Brand: brand}, nil
 }
 
 // openCard opens the sealed card fields of entry entryID.
-func (s *Server) openCard(ctx context.Context, entryID, brand, dataKey string, sealed map[string][]byte) (cardView, error) {
+func (s *Server) openCard(ctx context.Context, entryID, brand, dataKey string, sealed ledger.CardSealed) (cardView, error) {
 	v := cardView{Brand: brand}
 	dk, err := s.dataKeys.Get(ctx, dataKey)
 	if errors.Is(err, crypto.ErrDataKeyDestroyed) {
@@ -670,16 +671,19 @@ func (s *Server) openCard(ctx context.Context, entryID, brand, dataKey string, s
 	if err != nil {
 		return cardView{}, err
 	}
-	for f, dst := range map[string]*string{fieldBIN: &v.BIN, fieldLast4: &v.Last4, fieldCardToken: &v.Token} {
-		ct, ok := sealed[f]
-		if !ok {
+	for _, f := range [...]struct {
+		name string
+		ct   []byte
+		dst  *string
+	}{{fieldBIN, sealed.BIN, &v.BIN}, {fieldLast4, sealed.Last4, &v.Last4}, {fieldCardToken, sealed.Token, &v.Token}} {
+		if f.ct == nil {
 			continue
 		}
-		pt, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: entryID, Field: f}, ct)
+		pt, err := dk.Open(crypto.AD{Ledger: s.ledger.ID(), Entry: entryID, Field: f.name}, f.ct)
 		if err != nil {
 			return cardView{}, err
 		}
-		*dst = string(pt)
+		*f.dst = string(pt)
 	}
 	return v, nil
 }

@@ -107,22 +107,39 @@ type TxState struct {
 // of reading the entry. Verify checks the copy against the entry's 'e'
 // row, which holds its digest (foldrow.go).
 type CardCopy struct {
-	Entry   string            `json:"entry"`
-	Brand   string            `json:"brand"`
-	DataKey string            `json:"data_key"`
-	Sealed  map[string][]byte `json:"sealed"`
+	Entry   string     `json:"entry"`
+	Brand   string     `json:"brand"`
+	DataKey string     `json:"data_key"`
+	Sealed  CardSealed `json:"sealed"`
 }
 
-// CardFields are the sealed fields of a card a masked view shows, the ones
-// a CardCopy holds.
-var CardFields = [...]string{"bin", "card_token", "last4"}
+// CardSealed are the sealed card fields of a card copy; nil when the
+// entry has none (a Stripe charge has a last 4 only).
+type CardSealed struct {
+	BIN   []byte `json:"bin,omitzero"`
+	Token []byte `json:"card_token,omitzero"`
+	Last4 []byte `json:"last4,omitzero"`
+}
 
-// cardCopyOf returns the card copy of payment entry entryID.
+// cardFields are the names of the sealed card fields, in the order of
+// CardSealed and of json.Marshal.
+var cardFields = [...]string{"bin", "card_token", "last4"}
+
+// cardCopyOf returns the card copy of payment entry entryID. Its
+// ciphertexts share one allocation of their own: a state in the
+// appender's cache must not keep the rest of a decoded body alive.
 func cardCopyOf(entryID string, p *PaymentBody) *CardCopy {
-	c := &CardCopy{Entry: entryID, Brand: p.Brand, DataKey: p.DataKey, Sealed: make(map[string][]byte, len(CardFields))}
-	for _, f := range CardFields {
-		if v, ok := p.Sealed[f]; ok {
-			c.Sealed[f] = v
+	c := &CardCopy{Entry: entryID, Brand: p.Brand, DataKey: p.DataKey}
+	n := 0
+	for _, f := range cardFields {
+		n += len(p.Sealed[f])
+	}
+	buf := make([]byte, 0, n)
+	for i, dst := range [...]*[]byte{&c.Sealed.BIN, &c.Sealed.Token, &c.Sealed.Last4} {
+		if v, ok := p.Sealed[cardFields[i]]; ok {
+			start := len(buf)
+			buf = append(buf, v...)
+			*dst = buf[start:len(buf):len(buf)]
 		}
 	}
 	return c

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -97,8 +98,8 @@ func TestMarshalTxStateMatchesEncodingJSON(t *testing.T) {
 		{TransactionID: "pi_<&>", AltIDs: []string{"ch_1", "ch\"2"}, MerchantID: "ü", Refunded: -1, ChargedBack: 1 << 62,
 			FirstSeen: time.Unix(0, 0), Types: []string{}, Seqs: []uint64{}},
 		{TransactionID: "pay_2", Seqs: []uint64{7}, CardSeq: &seq, Card: &CardCopy{Entry: "01KC", Brand: "visa", DataKey: "dk_1",
-			Sealed: map[string][]byte{"last4": {1, 2}, "bin": {}, "card_token": []byte("<&>\xff")}}},
-		{TransactionID: "pay_3", Card: &CardCopy{Brand: "é\"", Sealed: map[string][]byte{}}},
+			Sealed: CardSealed{Last4: []byte{1, 2}, BIN: []byte{}, Token: []byte("<&>\xff")}}},
+		{TransactionID: "pay_3", Card: &CardCopy{Brand: "é\"", Sealed: CardSealed{Last4: []byte("4")}}},
 		{TransactionID: "pay_4", Card: &CardCopy{}},
 	} {
 		got, err := marshalTxState(s)
@@ -125,9 +126,12 @@ func FuzzMarshalTxState(f *testing.F) {
 		if card {
 			s.CardSeq = &seq
 			s.CapturedAt = at
-			s.Card = &CardCopy{Entry: alt, Brand: typ, DataKey: merchant, Sealed: map[string][]byte{"last4": []byte(tx)}}
+			s.Card = &CardCopy{Entry: alt, Brand: typ, DataKey: merchant, Sealed: CardSealed{Last4: []byte(tx)}}
 			if amount%2 == 0 {
-				s.Card.Sealed[alt] = []byte(merchant) // any name, in order
+				s.Card.Sealed.Token = []byte(merchant)
+			}
+			if amount%3 == 0 {
+				s.Card.Sealed.BIN = []byte(alt)
 			}
 		}
 		got, err := marshalTxState(s)
@@ -153,5 +157,22 @@ func TestEncodeRecordMatchesEncodingJSON(t *testing.T) {
 		if got, want := enc.buf[seqRoom:], jsonTail(t, rec); !bytes.Equal(got, want) {
 			t.Fatalf("encodeRecord(%s)\n got %s\nwant %s", rec.Kind, got, want)
 		}
+	}
+}
+
+// A card copy owns its ciphertexts (a cached state must not keep a decoded
+// body alive) and keeps which fields the entry has: empty is not absent.
+func TestCardCopyOf(t *testing.T) {
+	p := &PaymentBody{Brand: "visa", DataKey: "dk_1", Sealed: map[string][]byte{
+		"bin": []byte("b"), "last4": {}, "raw": []byte("r"),
+	}}
+	c := cardCopyOf("e1", p)
+	p.Sealed["bin"][0] = 'x'
+	want := &CardCopy{Entry: "e1", Brand: "visa", DataKey: "dk_1", Sealed: CardSealed{BIN: []byte("b"), Last4: []byte{}}}
+	if !reflect.DeepEqual(c, want) || c.Sealed.Last4 == nil || c.Sealed.Token != nil {
+		t.Fatalf("cardCopyOf = %+v, want %+v", c, want)
+	}
+	if got := appendCardCopy(nil, c); string(got) != `{"entry":"e1","brand":"visa","data_key":"dk_1","sealed":{"bin":"Yg==","last4":""}}` {
+		t.Fatalf("stored form %s", got)
 	}
 }

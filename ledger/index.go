@@ -368,7 +368,7 @@ func (lp *lightPayment) payment() (PaymentBody, error) {
 	for f := range lp.Sealed {
 		p.Sealed[f] = nil
 	}
-	for _, f := range CardFields {
+	for _, f := range cardFields {
 		if raw, ok := lp.Sealed[f]; ok {
 			var ct []byte
 			if err := json.Unmarshal(raw, &ct); err != nil {

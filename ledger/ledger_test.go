@@ -1098,7 +1098,7 @@ func TestLedgerWithoutCardCopies(t *testing.T) {
 		t.Fatalf("pay_old1 after a capture: %+v, %v; want no copy", s, err)
 	}
 	s, err := l.Transaction("pay_old2")
-	if err != nil || s.Card == nil || *s.CardSeq != res.Seq || string(s.Card.Sealed["last4"]) != "sealed-last4-7" || s.Card.DataKey != fmt.Sprintf("dk_%032x", 7) {
+	if err != nil || s.Card == nil || *s.CardSeq != res.Seq || string(s.Card.Sealed.Last4) != "sealed-last4-7" || s.Card.DataKey != fmt.Sprintf("dk_%032x", 7) {
 		t.Fatalf("pay_old2 after a card entry: %+v, %v; want its copy", s, err)
 	}
 }

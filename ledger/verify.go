@@ -798,7 +798,7 @@ func expectPaymentFast(expected *msetHash, seq uint64, b []byte, copies bool) (o
 	if !ok {
 		return false, false, nil
 	}
-	p.Sealed, ok = scanCardFields(b[i+j+len(sealedMarker)-1:])
+	p.Sealed, ok = scancardFields(b[i+j+len(sealedMarker)-1:])
 	if !ok {
 		return false, false, nil
 	}
@@ -822,14 +822,14 @@ func scanEntryID(b []byte) (string, bool) {
 	return string(s), true
 }
 
-// scanCardFields returns the card fields of the sealed object at the
+// scancardFields returns the card fields of the sealed object at the
 // start of b (the rest of the entry), decoded as lightPayment.payment
 // decodes them; the other sealed fields it leaves out, as no row depends
 // on them. Ciphertexts are base64 strings, so the object ends at the
 // first closing brace, and `"name":"` after a brace or comma is a
 // member's start wherever it occurs: no value contains a quote, and a
 // name with one would be escaped.
-func scanCardFields(b []byte) (map[string][]byte, bool) {
+func scancardFields(b []byte) (map[string][]byte, bool) {
 	end := bytes.IndexByte(b, '}')
 	if end < 0 || b[0] != '{' {
 		return nil, false
@@ -837,7 +837,7 @@ func scanCardFields(b []byte) (map[string][]byte, bool) {
 	obj := b[:end+1]
 	sealed := map[string][]byte{}
 	var marker [16]byte
-	for _, f := range CardFields {
+	for _, f := range cardFields {
 		m := append(append(append(marker[:0], '"'), f...), `":"`...)
 		i := bytes.Index(obj, m)
 		if i < 0 {
