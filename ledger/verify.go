@@ -521,10 +521,13 @@ var (
 // says whether the entry was appended since card copies were kept, so
 // that its 'e' row has the digest of its card copy if it has a card.
 func expectEntryIndexes(expected *msetHash, seq uint64, b []byte, copies bool) (bool, error) {
-	need := bytes.Contains(b, uniqueMarker)
+	// The kind first: it is in the first bytes, and a payment entry
+	// needs indexing whatever follows (the unique marker is near the end).
+	need := false
 	for _, k := range kindNeedsIndex {
 		need = need || bytes.Contains(b[:min(len(b), 64)], k)
 	}
+	need = need || bytes.Contains(b, uniqueMarker)
 	if !need {
 		return false, nil
 	}
@@ -798,7 +801,7 @@ func expectPaymentFast(expected *msetHash, seq uint64, b []byte, copies bool) (o
 	if !ok {
 		return false, false, nil
 	}
-	p.Sealed, ok = scancardFields(b[i+j+len(sealedMarker)-1:])
+	p.Sealed, ok = scanCardFields(b[i+j+len(sealedMarker)-1:])
 	if !ok {
 		return false, false, nil
 	}
@@ -822,42 +825,61 @@ func scanEntryID(b []byte) (string, bool) {
 	return string(s), true
 }
 
-// scancardFields returns the card fields of the sealed object at the
+// scanCardFields returns the card fields of the sealed object at the
 // start of b (the rest of the entry), decoded as lightPayment.payment
 // decodes them; the other sealed fields it leaves out, as no row depends
-// on them. Ciphertexts are base64 strings, so the object ends at the
-// first closing brace, and `"name":"` after a brace or comma is a
-// member's start wherever it occurs: no value contains a quote, and a
-// name with one would be escaped.
-func scancardFields(b []byte) (map[string][]byte, bool) {
-	end := bytes.IndexByte(b, '}')
-	if end < 0 || b[0] != '{' {
+// on them. It walks the members once: names and ciphertexts (base64) are
+// strings without escapes, so each ends at the next quote; anything else
+// is left to the decoding path.
+func scanCardFields(b []byte) (map[string][]byte, bool) {
+	if len(b) < 2 || b[0] != '{' {
 		return nil, false
 	}
-	obj := b[:end+1]
 	sealed := map[string][]byte{}
-	var marker [16]byte
-	for _, f := range cardFields {
-		m := append(append(append(marker[:0], '"'), f...), `":"`...)
-		i := bytes.Index(obj, m)
-		if i < 0 {
-			continue
-		}
-		// A name occurs once: the ledger's writer wrote these bytes (the
-		// leaf hash covers them).
-		if obj[i-1] != '{' && obj[i-1] != ',' {
-			return nil, false
-		}
-		val := obj[i+len(m):]
-		q := bytes.IndexByte(val, '"')
-		if q < 0 {
-			return nil, false
-		}
-		ct, err := base64.StdEncoding.DecodeString(string(val[:q]))
-		if err != nil {
-			return nil, false
-		}
-		sealed[f] = ct
+	i := 1
+	if b[i] == '}' {
+		return sealed, true
 	}
-	return sealed, true
+	for {
+		name, n, ok := plainString(b[i:])
+		if !ok || i+n >= len(b) || b[i+n] != ':' {
+			return nil, false
+		}
+		i += n + 1
+		val, n, ok := plainString(b[i:])
+		if !ok || i+n >= len(b) {
+			return nil, false
+		}
+		i += n
+		for _, f := range cardFields {
+			if string(name) == f {
+				ct, err := base64.StdEncoding.DecodeString(string(val))
+				if err != nil {
+					return nil, false
+				}
+				sealed[f] = ct
+			}
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return sealed, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// plainString returns the contents of the string at the start of b and
+// the bytes it takes, if it has no escapes.
+func plainString(b []byte) ([]byte, int, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return nil, 0, false
+	}
+	end := bytes.IndexByte(b[1:], '"')
+	if end < 0 || bytes.IndexByte(b[1:1+end], '\\') >= 0 {
+		return nil, 0, false
+	}
+	return b[1 : 1+end], end + 2, true
 }
