@@ -14,7 +14,7 @@ import (
 // Derived index rows, all under tagIndex and rebuildable from entries:
 //
 //	'i' "u" key              -> seq(8) digest       idempotency keys
-//	'i' "t" txid             -> TxState JSON        transaction state
+//	'i' "t" txid             -> TxState JSON        transaction state, with its card entry's card (CardCopy)
 //	'i' "a" alt id           -> txid                alternative transaction ids (Stripe charge ids)
 //	'i' "l" first_seen txid  -> ""                  transactions by first occurrence
 //	'i' "m" merchant first_seen txid -> ""          the same per merchant
