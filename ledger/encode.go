@@ -210,15 +210,23 @@ func marshalTxState(s *TxState) ([]byte, error) {
 // appendCardCopy appends json.Marshal(c), the stored form of a card copy
 // (whose digest an 'e' row holds).
 func appendCardCopy(b []byte, c *CardCopy) []byte {
+	return appendCardCopyOf(b, c.Entry, c.Brand, c.DataKey, [...][]byte{c.Sealed.BIN, c.Sealed.Token, c.Sealed.Last4}, appendJSONBytes)
+}
+
+// appendCardCopyOf appends the stored form of a card copy from its parts:
+// the sealed card fields in the order of cardFields, nil where absent,
+// each appended by value: appendJSONBytes for ciphertexts, appendQuoted
+// for their base64 text as an entry holds it (verify's fast path).
+func appendCardCopyOf(b []byte, entry, brand, dataKey string, sealed [len(cardFields)][]byte, value func(b, v []byte) []byte) []byte {
 	b = append(b, `{"entry":`...)
-	b = appendJSONString(b, c.Entry)
+	b = appendJSONString(b, entry)
 	b = append(b, `,"brand":`...)
-	b = appendJSONString(b, c.Brand)
+	b = appendJSONString(b, brand)
 	b = append(b, `,"data_key":`...)
-	b = appendJSONString(b, c.DataKey)
+	b = appendJSONString(b, dataKey)
 	b = append(b, `,"sealed":{`...)
 	sep := false
-	for i, v := range [...][]byte{c.Sealed.BIN, c.Sealed.Token, c.Sealed.Last4} {
+	for i, v := range sealed {
 		if v == nil {
 			continue
 		}
@@ -229,9 +237,16 @@ func appendCardCopy(b []byte, c *CardCopy) []byte {
 		b = append(b, '"')
 		b = append(b, cardFields[i]...)
 		b = append(b, `":`...)
-		b = appendJSONBytes(b, v)
+		b = value(b, v)
 	}
 	return append(b, "}}"...)
+}
+
+// appendQuoted appends s, which needs no escaping, as a JSON string.
+func appendQuoted(b, s []byte) []byte {
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // appendJSONStrings appends a []string as encoding/json does (nil: null).

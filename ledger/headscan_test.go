@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -168,6 +170,62 @@ func FuzzExpectPaymentFast(f *testing.F) {
 	})
 }
 
+// The fast path hashes a card copy made of the entry's base64 text, the
+// reference one of the ciphertexts encoded again: where the text is not
+// what encoding/json writes (which the decoder still accepts), the fast
+// path must leave the entry to the reference.
+func TestExpectPaymentFastNonCanonicalBase64(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	rec := withCard(paymentRecord("pay_1", TypeCaptured, 100, at), 1)
+	enc, err := encodeRecord(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newEntry(7, enc).Bytes()
+	p := rec.Body.(PaymentBody)
+	for _, f := range cardFields {
+		text := base64.StdEncoding.EncodeToString(p.Sealed[f])
+		if !bytes.Contains(b, []byte(`"`+f+`":"`+text+`"`)) {
+			t.Fatalf("entry has no %s %q: %s", f, text, b)
+		}
+		body := strings.TrimRight(text, "=")
+		variants := []string{
+			strings.TrimRight(text, "="), // no padding
+			text[:4] + "\r\n" + text[4:], // escaped line break
+			text + "AAAA",                // canonical, other bytes
+		}
+		if pad := len(text) - len(body); pad > 0 {
+			// The same bytes, with bits after the last one set.
+			last := strings.IndexByte(base64Alphabet, body[len(body)-1])
+			variants = append(variants, body[:len(body)-1]+string(base64Alphabet[last|1])+text[len(body):])
+		}
+		if len(variants) < 4 && f != "bin" {
+			t.Fatalf("%s: no padded variant; the test's ciphertexts changed", f)
+		}
+		for _, v := range variants {
+			tampered := bytes.Replace(b, []byte(`"`+f+`":"`+text+`"`), []byte(`"`+f+`":"`+v+`"`), 1)
+			checkExpectPaymentFastBytes(t, 7, tampered, false)
+		}
+	}
+}
+
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+// canonicalBase64 is pinned to its definition: decoding and encoding
+// again gives the text back.
+func FuzzCanonicalBase64(f *testing.F) {
+	for _, s := range []string{"", "QQ==", "QR==", "QUI=", "QUJ=", "QUJD", "QQ", "Q===", "====", "QU\nJD", "QUJD\r\n", "-_==", "AAAAQQ=="} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		d, err := base64.StdEncoding.DecodeString(string(s))
+		want := err == nil && base64.StdEncoding.EncodeToString(d) == string(s)
+		if got := canonicalBase64(s); got != want {
+			t.Fatalf("canonicalBase64(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
 // checkExpectPaymentFast compares the fast path with the decoding one on
 // rec's entry; with mustBeFast the fast path must not fall back.
 func checkExpectPaymentFast(t *testing.T, seq uint64, rec Record, mustBeFast bool) {
@@ -176,7 +234,12 @@ func checkExpectPaymentFast(t *testing.T, seq uint64, rec Record, mustBeFast boo
 	if err != nil {
 		return // not a record the ledger would append
 	}
-	b := newEntry(seq, enc).Bytes()
+	checkExpectPaymentFastBytes(t, seq, newEntry(seq, enc).Bytes(), mustBeFast)
+}
+
+// checkExpectPaymentFastBytes is checkExpectPaymentFast on entry bytes b.
+func checkExpectPaymentFastBytes(t *testing.T, seq uint64, b []byte, mustBeFast bool) {
+	t.Helper()
 	for _, copies := range []bool{true, false} {
 		var fast, decoded msetHash
 		ok, fastPayment, ferr := expectPaymentFast(&fast, seq, b, copies)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -801,12 +800,18 @@ func expectPaymentFast(expected *msetHash, seq uint64, b []byte, copies bool) (o
 	if !ok {
 		return false, false, nil
 	}
-	p.Sealed, ok = scanCardFields(b[i+j+len(sealedMarker)-1:])
+	card, ok := scanCardFields(b[i+j+len(sealedMarker)-1:])
 	if !ok {
 		return false, false, nil
 	}
-	k, v, _ := txEntryRow(seq, id, &p, copies)
-	expected.add(k, v)
+	in := foldInputOf(&p)
+	in.Card = card.has()
+	if in.Card && copies {
+		// The card copy's stored form holds the entry's base64 text as
+		// it is: no need to decode it and encode it again.
+		in.CardDigest = cardDigest(appendCardCopyOf(make([]byte, 0, 512), id, p.Brand, p.DataKey, card, appendQuoted))
+	}
+	expected.add(txEntryKey(p.TransactionID, seq), appendFoldRow(nil, in))
 	return true, true, nil
 }
 
@@ -825,50 +830,103 @@ func scanEntryID(b []byte) (string, bool) {
 	return string(s), true
 }
 
+// cardText are the sealed card fields of an entry as its JSON holds
+// them, in the order of cardFields: base64 text, nil where the entry has
+// none.
+type cardText [len(cardFields)][]byte
+
+// has reports whether the entry has a card: a token or a last 4, as
+// foldInputOf decides.
+func (c *cardText) has() bool { return c[1] != nil || c[2] != nil }
+
 // scanCardFields returns the card fields of the sealed object at the
-// start of b (the rest of the entry), decoded as lightPayment.payment
-// decodes them; the other sealed fields it leaves out, as no row depends
-// on them. It walks the members once: names and ciphertexts (base64) are
-// strings without escapes, so each ends at the next quote; anything else
-// is left to the decoding path.
-func scanCardFields(b []byte) (map[string][]byte, bool) {
+// start of b (the rest of the entry) as base64 text; the other sealed
+// fields it leaves out, as no row depends on them. It walks the members
+// once: names and ciphertexts (base64) are strings without escapes, so
+// each ends at the next quote. A card field that is not base64 as
+// encoding/json writes it, or anything else unexpected, is left to the
+// decoding path (ok false), so that the text is what the card copy's
+// stored form holds.
+func scanCardFields(b []byte) (card cardText, ok bool) {
 	if len(b) < 2 || b[0] != '{' {
-		return nil, false
+		return card, false
 	}
-	sealed := map[string][]byte{}
 	i := 1
 	if b[i] == '}' {
-		return sealed, true
+		return card, true
 	}
 	for {
 		name, n, ok := plainString(b[i:])
 		if !ok || i+n >= len(b) || b[i+n] != ':' {
-			return nil, false
+			return card, false
 		}
 		i += n + 1
 		val, n, ok := plainString(b[i:])
 		if !ok || i+n >= len(b) {
-			return nil, false
+			return card, false
 		}
 		i += n
-		for _, f := range cardFields {
-			if string(name) == f {
-				ct, err := base64.StdEncoding.DecodeString(string(val))
-				if err != nil {
-					return nil, false
+		for f, fname := range cardFields {
+			if string(name) == fname {
+				if !canonicalBase64(val) {
+					return card, false
 				}
-				sealed[f] = ct
+				card[f] = val
 			}
 		}
 		switch b[i] {
 		case ',':
 			i++
 		case '}':
-			return sealed, true
+			return card, true
 		default:
-			return nil, false
+			return card, false
 		}
 	}
+}
+
+// base64Values maps each character of the standard base64 alphabet to
+// its 6-bit value, and every other byte to 0xff.
+var base64Values = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// canonicalBase64 reports whether s is base64.StdEncoding's encoding of
+// some bytes: that decoding it and encoding the result gives s back
+// (padded, no line breaks, zero bits after the last byte).
+func canonicalBase64(s []byte) bool {
+	if len(s)%4 != 0 {
+		return false
+	}
+	if len(s) == 0 {
+		return true
+	}
+	pad := 0
+	if s[len(s)-1] == '=' {
+		pad++
+		if s[len(s)-2] == '=' {
+			pad++
+		}
+	}
+	body := s[:len(s)-pad]
+	for _, c := range body {
+		if base64Values[c] == 0xff {
+			return false
+		}
+	}
+	switch last := base64Values[body[len(body)-1]]; pad {
+	case 1:
+		return last&0x3 == 0
+	case 2:
+		return last&0xf == 0
+	}
+	return true
 }
 
 // plainString returns the contents of the string at the start of b and
