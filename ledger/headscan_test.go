@@ -153,12 +153,19 @@ func TestExpectPaymentFastMatchesDecoded(t *testing.T) {
 }
 
 func FuzzExpectPaymentFast(f *testing.F) {
-	f.Add("pay_1", "visa", "dk_1", []byte("bin"), []byte("last4"), []byte("tok"), true, true)
-	f.Fuzz(func(t *testing.T, tx, brand, dk string, bin, last4, token []byte, hasBin, hasToken bool) {
+	f.Add("pay_1", "visa", "dk_1", []byte("bin"), []byte("last4"), []byte("tok"), true, true, true)
+	f.Add("pay_1", "visa", "dk_1", []byte("bin"), []byte(""), []byte("tok"), true, false, false)
+	f.Add("pay_1", "visa", "dk_1", []byte(""), []byte(""), []byte("tok"), false, true, false)
+	// hasLast4 too: whether an entry has a card (token or last 4) is
+	// decided by each path on its own.
+	f.Fuzz(func(t *testing.T, tx, brand, dk string, bin, last4, token []byte, hasBin, hasToken, hasLast4 bool) {
 		rec := paymentRecord(tx, TypeCaptured, 7, time.Unix(1764000000, 0).UTC())
 		p := rec.Body.(PaymentBody)
 		p.Brand, p.DataKey = brand, dk
-		p.Sealed = map[string][]byte{"last4": last4, "raw": {0}}
+		p.Sealed = map[string][]byte{"raw": {0}}
+		if hasLast4 {
+			p.Sealed["last4"] = last4
+		}
 		if hasBin {
 			p.Sealed["bin"] = bin
 		}
